@@ -1,0 +1,1 @@
+"""lvs_controller."""
