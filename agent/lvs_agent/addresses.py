@@ -1,0 +1,235 @@
+"""VIP addresses: the agent's own dummy interface, and announcing a VIP after a takeover.
+
+Ownership rule: every VIP the agent manages lives on one dummy interface that the agent creates and owns
+(``lvs0`` by default). Whatever is on that interface is ours, so ownership survives an agent restart
+without any record file, and an address anywhere else (kube-proxy's ``kube-ipvs0``, keepalived's VIPs on
+``eth0``, an operator's own) is never touched. A VIP that is already present on another interface is a
+conflict: reported, never taken.
+
+After a takeover the new active director announces the VIP on its uplink so that neighbours' caches
+point at it at once: a gratuitous ARP request for IPv4, an unsolicited neighbour advertisement with the
+override flag for IPv6. Both are built here byte by byte and sent on a raw ``AF_PACKET`` socket
+(``CAP_NET_RAW``), so no ``arping``/``ndsend`` binary is needed in the image.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+DEFAULT_VIP_INTERFACE = "lvs0"
+
+_IFA_F_NODAD = 0x02  # skip duplicate address detection: a /128 VIP must be usable at once
+_ETH_P_ARP = 0x0806
+_ETH_P_IPV6 = 0x86DD
+_ERRNO_EEXIST = 17
+_ERRNO_EADDRNOTAVAIL = 99
+
+
+def canonical_vip(vip: str) -> str:
+    """The VIP in ``ipaddress`` normal form (the spelling lvs_api uses)."""
+    return str(ipaddress.ip_address(vip))
+
+
+class VipAddresses(Protocol):
+    """What the failover and reconcile code need from the host's addresses."""
+
+    def ensure_interface(self) -> None:
+        """Create the agent's dummy interface if missing and bring it up."""
+
+    def owned(self) -> frozenset[str]:
+        """VIPs currently on the agent's interface (canonical text)."""
+
+    def foreign_holders(self, vip: str) -> list[str]:
+        """Names of other interfaces that already carry ``vip`` (a conflict when non-empty)."""
+
+    def add(self, vip: str) -> None:
+        """Put ``vip`` on the agent's interface (idempotent)."""
+
+    def remove(self, vip: str) -> None:
+        """Take ``vip`` off the agent's interface (idempotent)."""
+
+    def announce(self, vip: str) -> None:
+        """Tell the uplink's neighbours that ``vip`` is here now (GARP / unsolicited NA)."""
+
+
+class VipConflictError(RuntimeError):
+    """The VIP is already on an interface the agent does not own."""
+
+    def __init__(self, vip: str, holders: Iterable[str]) -> None:
+        self.vip = vip
+        self.holders = sorted(holders)
+        super().__init__(f"VIP {vip} is already on interface(s) {', '.join(self.holders)}; not taking it")
+
+
+# --- frames -------------------------------------------------------------------------------------------
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def gratuitous_arp_frame(vip: str, mac: str) -> bytes:
+    """An Ethernet broadcast ARP request whose sender and target are both ``vip`` (RFC 5227 §3)."""
+    source_mac = _mac_bytes(mac)
+    ip = ipaddress.IPv4Address(vip).packed
+    ethernet = b"\xff" * 6 + source_mac + struct.pack("!H", _ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + source_mac + ip + b"\x00" * 6 + ip
+    return ethernet + arp
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def unsolicited_na_frame(vip: str, mac: str) -> bytes:
+    """An unsolicited neighbour advertisement for ``vip`` to all-nodes, override flag set (RFC 4861 §7.2.6).
+
+    The source is the VIP itself; the hop limit is 255 as receivers require.
+    """
+    source_mac = _mac_bytes(mac)
+    source = ipaddress.IPv6Address(vip).packed
+    all_nodes = ipaddress.IPv6Address("ff02::1").packed
+    override = 0x20000000
+    # type 136, code 0, checksum placeholder, flags, target, option 2 (target link-layer address, 8 bytes)
+    icmp_body = struct.pack("!I", override) + source + struct.pack("!BB", 2, 1) + source_mac
+    icmp_length = 4 + len(icmp_body)
+    pseudo_header = source + all_nodes + struct.pack("!I3xB", icmp_length, 58)
+    checksum = _checksum(pseudo_header + struct.pack("!BBH", 136, 0, 0) + icmp_body)
+    icmp = struct.pack("!BBH", 136, 0, checksum) + icmp_body
+    ipv6 = struct.pack("!IHBB", 6 << 28, icmp_length, 58, 255) + source + all_nodes
+    ethernet = b"\x33\x33\x00\x00\x00\x01" + source_mac + struct.pack("!H", _ETH_P_IPV6)
+    return ethernet + ipv6 + icmp
+
+
+# --- the real adapter ---------------------------------------------------------------------------------
+
+
+def _attr(message: Any, name: str) -> Any:
+    return message.get_attr(name)
+
+
+class NetlinkVipAddresses:
+    """``VipAddresses`` over rtnetlink (pyroute2), in the current network namespace."""
+
+    def __init__(self, interface: str = DEFAULT_VIP_INTERFACE, uplink: str | None = None) -> None:
+        self.interface = interface
+        self.uplink = uplink
+        self._ipr = IPRoute()
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    def _index(self, name: str) -> int | None:
+        found = self._ipr.link_lookup(ifname=name)
+        return int(found[0]) if found else None
+
+    def _own_index(self) -> int:
+        index = self._index(self.interface)
+        if index is None:
+            self.ensure_interface()
+            index = self._index(self.interface)
+            assert index is not None
+        return index
+
+    def ensure_interface(self) -> None:
+        index = self._index(self.interface)
+        if index is None:
+            try:
+                self._ipr.link("add", ifname=self.interface, kind="dummy")
+            except NetlinkError as error:
+                if error.code != _ERRNO_EEXIST:  # another agent instance raced us
+                    raise
+            index = self._index(self.interface)
+            assert index is not None
+        self._ipr.link("set", index=index, state="up")
+
+    def _addresses(self) -> list[tuple[int, str]]:
+        """(interface index, canonical address) for every non-link-local address of the namespace."""
+        found: list[tuple[int, str]] = []
+        for message in self._ipr.get_addr():
+            address = _attr(message, "IFA_ADDRESS")
+            if address is None:
+                continue
+            parsed = ipaddress.ip_address(address)
+            if parsed.is_link_local:
+                continue
+            found.append((int(message["index"]), str(parsed)))
+        return found
+
+    def owned(self) -> frozenset[str]:
+        index = self._index(self.interface)
+        if index is None:
+            return frozenset()
+        return frozenset(address for owner, address in self._addresses() if owner == index)
+
+    def foreign_holders(self, vip: str) -> list[str]:
+        vip = canonical_vip(vip)
+        own = self._index(self.interface)
+        indexes = {owner for owner, address in self._addresses() if address == vip and owner != own}
+        names: list[str] = []
+        for index in sorted(indexes):
+            links = self._ipr.get_links(index)
+            names.append(str(_attr(links[0], "IFLA_IFNAME")) if links else f"index {index}")
+        return names
+
+    def add(self, vip: str) -> None:
+        vip = canonical_vip(vip)
+        holders = self.foreign_holders(vip)
+        if holders:
+            raise VipConflictError(vip, holders)
+        index = self._own_index()
+        is_v6 = ipaddress.ip_address(vip).version == 6
+        try:
+            if is_v6:
+                self._ipr.addr("add", index=index, address=vip, prefixlen=128, flags=_IFA_F_NODAD)
+            else:
+                self._ipr.addr("add", index=index, address=vip, prefixlen=32)
+        except NetlinkError as error:
+            if error.code != _ERRNO_EEXIST:
+                raise
+
+    def remove(self, vip: str) -> None:
+        vip = canonical_vip(vip)
+        index = self._index(self.interface)
+        if index is None:
+            return
+        prefix = 128 if ipaddress.ip_address(vip).version == 6 else 32
+        try:
+            self._ipr.addr("del", index=index, address=vip, prefixlen=prefix)
+        except NetlinkError as error:
+            if error.code != _ERRNO_EADDRNOTAVAIL:
+                raise
+
+    def uplink_mac(self) -> str:
+        if self.uplink is None:
+            raise RuntimeError("no uplink interface configured for announcements")
+        index = self._index(self.uplink)
+        if index is None:
+            raise RuntimeError(f"uplink interface {self.uplink} does not exist")
+        return str(_attr(self._ipr.get_links(index)[0], "IFLA_ADDRESS"))
+
+    def announce(self, vip: str) -> None:
+        if self.uplink is None:
+            return  # nothing to announce on (e.g. a routed setup where BGP or static routes point here)
+        vip = canonical_vip(vip)
+        mac = self.uplink_mac()
+        if ipaddress.ip_address(vip).version == 4:
+            frame, ethertype = gratuitous_arp_frame(vip, mac), _ETH_P_ARP
+        else:
+            frame, ethertype = unsolicited_na_frame(vip, mac), _ETH_P_IPV6
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype)) as raw:
+            raw.bind((self.uplink, ethertype))
+            raw.send(frame)
+
