@@ -1,0 +1,50 @@
+"""Warnings and errors of an import, each tied to a file and line of the legacy config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Location:
+    """A line in a source file (1-based)."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class ImportWarning:
+    """Something in the legacy config that has no exact equivalent, and what the importer did instead."""
+
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: warning: {self.message}"
+
+
+class ConfigError(Exception):
+    """Malformed or unusable input: reported with its line, exit code 2, never a traceback."""
+
+    def __init__(self, location: Location, message: str) -> None:
+        super().__init__(f"{location}: error: {message}")
+        self.location = location
+        self.message = message
+
+
+@dataclass
+class Diagnostics:
+    """Collects the warnings of one import, in the order they were found."""
+
+    path: str
+    warnings: list[ImportWarning] = field(default_factory=list)
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append(ImportWarning(Location(self.path, line), message))
+
+    def error(self, line: int, message: str) -> ConfigError:
+        return ConfigError(Location(self.path, line), message)

@@ -1,0 +1,141 @@
+"""What a legacy config means, independent of its syntax: the interpreters fill it, the mapper reads it.
+
+Every value keeps the line it came from so the mapper's warnings can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Forwarding(Enum):
+    NAT = "NAT"
+    DIRECT_ROUTING = "DirectRouting"
+    TUNNEL = "Tunnel"
+
+
+class CheckKind(Enum):
+    TCP = "TCP"
+    HTTP = "HTTP"
+    HTTPS = "HTTPS"
+    UDP = "UDP"
+    DNS = "DNS"
+    EXEC = "Exec"
+
+
+@dataclass
+class HealthCheck:
+    """One health check, already reduced to the product's vocabulary (seconds, rise/fall counts)."""
+
+    kind: CheckKind
+    line: int
+    interval_seconds: int | None = None
+    timeout_seconds: int | None = None
+    rise: int | None = None
+    fall: int | None = None
+    port: int | None = None
+    path: str | None = None
+    method: str = "GET"
+    host: str | None = None
+    expect_status: list[int] = field(default_factory=list)
+    send: str | None = None
+    expect: str | None = None
+    command: list[str] = field(default_factory=list)
+    dns_query_name: str | None = None
+    dns_query_type: str | None = None
+
+    def signature(self) -> tuple[object, ...]:
+        """Checks with the same signature probe the same thing (the port may differ per member)."""
+        return (
+            self.kind,
+            self.interval_seconds,
+            self.timeout_seconds,
+            self.rise,
+            self.fall,
+            self.path,
+            self.method,
+            self.host,
+            tuple(self.expect_status),
+            self.send,
+            self.expect,
+            tuple(self.command),
+            self.dns_query_name,
+            self.dns_query_type,
+        )
+
+
+@dataclass
+class RealServer:
+    address: str
+    line: int
+    name: str | None = None
+    port: int | None = None
+    weight: int = 1
+    active: bool = True
+    check: HealthCheck | None = None
+    quiesce_on_failure: bool = False
+    forwarding: Forwarding | None = None  # keepalived allows lb_kind per real server
+
+
+@dataclass
+class ServiceAddress:
+    """One way a virtual server is reached: an address with ports, or a firewall mark."""
+
+    line: int
+    address: str | None = None
+    ports: list[int] = field(default_factory=list)
+    fwmark: int | None = None
+
+
+@dataclass
+class VirtualServer:
+    name: str
+    line: int
+    addresses: list[ServiceAddress] = field(default_factory=list)
+    protocol: str = "TCP"
+    scheduler: str = "wlc"
+    scheduler_flags: list[str] = field(default_factory=list)
+    forwarding: Forwarding = Forwarding.NAT
+    persistence_timeout: int | None = None
+    persistence_netmask: str | None = None
+    check: HealthCheck | None = None
+    quiesce_on_failure: bool = False
+    servers: list[RealServer] = field(default_factory=list)
+    sorry_servers: list[RealServer] = field(default_factory=list)
+    interface: str | None = None
+    active: bool = True
+
+
+@dataclass
+class Director:
+    """A director (LVS router) named by the legacy config: pulse primary/backup or a VRRP instance."""
+
+    role: str  # "primary" / "backup" / VRRP state ("MASTER" / "BACKUP")
+    line: int
+    address: str | None = None
+    name: str | None = None
+    priority: int | None = None
+    interface: str | None = None
+    virtual_addresses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Failover:
+    """Director failover timing, in seconds (pulse keepalive/deadtime, VRRP advert_int)."""
+
+    line: int
+    heartbeat_interval_seconds: float | None = None
+    dead_after_seconds: float | None = None
+    source: str = ""
+
+
+@dataclass
+class LegacyConfig:
+    path: str
+    kind: str  # "lvs.cf" or "keepalived.conf"
+    virtual_servers: list[VirtualServer] = field(default_factory=list)
+    directors: list[Director] = field(default_factory=list)
+    failover: Failover | None = None
+    nat_router: tuple[str, int] | None = None  # (address[/mask], line): the real servers' gateway
+    sync_daemon: bool = False
