@@ -1,0 +1,602 @@
+"""One asyncio health-check engine for every member of every service on the director.
+
+Shape::
+
+    Subscription (service, member) ──> Tracker (job, rise, fall): RiseFall state ──> Job: one probe loop
+        many per tracker                 many per job                               per (address, port,
+                                                                                     probe, interval,
+                                                                                     timeout, jitter)
+
+- **Deduplication**: services that check the same member the same way share one :class:`_Job` (one probe
+  per interval); services that differ only in rise/fall share the job and keep their own counters.
+- **Delivery**: each transition goes, for subscriptions whose VIP group is active here, to
+  :attr:`HealthEngine.changes` (a coalescing feed for the IPVS reconcile, no API round trip), to the
+  optional ``on_change`` callback and to the ``event_hook`` (a Kubernetes Event writer); for every
+  subscription, active or not, to the :class:`~lvs_agent.health.report.HealthReporter` and to the log.
+- **Active switch**: :meth:`HealthEngine.set_active` per VIP group. A standby keeps probing (warm state)
+  but its transitions do not reach the feed; when its group becomes active the feed receives the current
+  state of all the group's subscriptions at once.
+- **Exec** checks are refused unless ``allow_exec``: the subscription is kept with ``refused`` set, its
+  health stays unknown, a warning is logged and a ``HealthCheckRefused`` event is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from lvs_agent.health.clock import Clock, LoopClock
+from lvs_agent.health.probe import Prober, ProbeResult
+from lvs_agent.health.probes import EXEC_DISABLED_REASON
+from lvs_agent.health.report import HealthReporter, MemberReport
+from lvs_agent.health.spec import CheckSpec, ExecProbe, ProbeSpec
+from lvs_agent.health.state import Health, RiseFall, Transition
+
+logger = logging.getLogger("lvs_agent.health")
+
+SubscriptionKey = tuple[str, str]  # (service, member)
+
+_U64 = (1 << 64) - 1
+
+
+class HealthChange(NamedTuple):
+    """A member's health as one service sees it, after a transition (or on activation/subscribe)."""
+
+    service: str
+    member: str
+    address: str
+    port: int
+    healthy: Health
+    previous: Health
+    reason: str
+    at: float  # wall-clock seconds
+    flaps: int
+    active: bool
+
+
+class HealthEvent(NamedTuple):
+    """What the Kubernetes Event writer needs; ``service`` is the involved object's key."""
+
+    service: str
+    member: str
+    reason: str  # MemberHealthy | MemberUnhealthy | HealthCheckRefused
+    message: str
+    warning: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRequest:
+    """Declarative form of :meth:`HealthEngine.subscribe`, for :meth:`HealthEngine.sync`."""
+
+    service: str
+    member: str
+    address: str
+    port: int  # the member's service port; ``check.port`` overrides it for probing
+    check: CheckSpec
+    group: str = ""
+
+
+class JobKey(NamedTuple):
+    address: str
+    port: int
+    probe: ProbeSpec
+    interval: float
+    timeout: float
+    jitter: float
+
+
+class ChangeFeed:
+    """Coalescing hand-off to the IPVS reconcile: at most one pending change per (service, member).
+
+    ``await feed.get()`` returns every change since the last call (latest state per key, ``previous``
+    from the oldest pending one), so a slow reconcile never falls behind a flapping member.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[SubscriptionKey, HealthChange] = {}
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, change: HealthChange) -> None:
+        key = (change.service, change.member)
+        older = self._pending.get(key)
+        if older is not None:
+            change = change._replace(previous=older.previous)
+        self._pending[key] = change
+        self._ready.set()
+
+    def take(self) -> list[HealthChange]:
+        """Everything pending now, without waiting."""
+        batch = list(self._pending.values())
+        self._pending.clear()
+        self._ready.clear()
+        return batch
+
+    async def get(self) -> list[HealthChange]:
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+        return self.take()
+
+
+class Subscription:
+    """One (service, member) health check. Read ``healthy``; ``active`` says whether it drives the kernel."""
+
+    __slots__ = ("_engine", "address", "check", "group", "member", "port", "refused", "service", "tracker")
+
+    def __init__(self, engine: HealthEngine, request: SubscriptionRequest) -> None:
+        self._engine = engine
+        self.service = request.service
+        self.member = request.member
+        self.group = request.group
+        self.check = request.check
+        self.address = request.address
+        self.port = request.check.target_port(request.port)  # the probed port
+        self.refused: str | None = None
+        self.tracker: _Tracker | None = None
+
+    @property
+    def key(self) -> SubscriptionKey:
+        return (self.service, self.member)
+
+    @property
+    def healthy(self) -> Health:
+        return None if self.tracker is None else self.tracker.state.healthy
+
+    @property
+    def active(self) -> bool:
+        """True when this director's results for the subscription's VIP group drive the kernel."""
+        return self._engine.is_active(self.group)
+
+    def matches(self, request: SubscriptionRequest) -> bool:
+        return (
+            self.group == request.group
+            and self.check == request.check
+            and self.address == request.address
+            and self.port == request.check.target_port(request.port)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Subscription({self.service!r}, {self.member!r}, healthy={self.healthy}, group={self.group!r})"
+        )
+
+
+class _Tracker:
+    __slots__ = ("job", "state", "subscriptions")
+
+    def __init__(self, job: _Job, rise: int, fall: int) -> None:
+        self.job = job
+        self.state = RiseFall(rise, fall)
+        self.subscriptions: dict[SubscriptionKey, Subscription] = {}
+
+
+class _Job:
+    __slots__ = ("_rng", "first_delay", "key", "last_result", "probe_kind", "task", "trackers")
+
+    def __init__(self, key: JobKey) -> None:
+        self.key = key
+        self.trackers: dict[tuple[int, int], _Tracker] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.last_result: ProbeResult | None = None
+        self.probe_kind = key.probe.kind
+        # Stable spread: the same check always lands at the same offset, across restarts too.
+        seed = zlib.crc32(repr(key).encode())
+        self._rng = (seed * 0x9E3779B97F4A7C15 + 1) & _U64
+        self.first_delay = key.interval * self._uniform()
+
+    def _uniform(self) -> float:
+        """Next value in [0, 1) of a tiny per-job LCG (a ``random.Random`` per job would cost 2.5 KB)."""
+        self._rng = (self._rng * 6364136223846793005 + 1442695040888963407) & _U64
+        return (self._rng >> 11) / float(1 << 53)
+
+    def next_period(self) -> float:
+        jitter = self.key.jitter
+        if not jitter:
+            return self.key.interval
+        return self.key.interval * (1.0 + jitter * (self._uniform() - 0.5))
+
+
+OnChange = Callable[[HealthChange], None]
+EventHook = Callable[[HealthEvent], None]
+
+
+class HealthEngine:
+    """Schedules probes, counts rise/fall and delivers transitions. See the module docstring.
+
+    Use as ``async with HealthEngine(NetworkProber()) as engine:`` (or ``await start()``/``stop()``);
+    subscriptions may be made before or after start. Groups are inactive until :meth:`set_active`
+    unless ``default_active`` is set (a single-director setup).
+    """
+
+    def __init__(
+        self,
+        prober: Prober,
+        *,
+        clock: Clock | None = None,
+        allow_exec: bool = False,
+        default_active: bool = False,
+        on_change: OnChange | None = None,
+        event_hook: EventHook | None = None,
+        reporter: HealthReporter | None = None,
+    ) -> None:
+        self._prober = prober
+        self._clock: Clock = clock or LoopClock()
+        self.allow_exec = allow_exec
+        self._default_active = default_active
+        self._on_change = on_change
+        self._event_hook = event_hook
+        self._reporter = reporter
+        self._reporter_task: asyncio.Task[None] | None = None
+        self._subscriptions: dict[SubscriptionKey, Subscription] = {}
+        self._jobs: dict[JobKey, _Job] = {}
+        self._group_active: dict[str, bool] = {}
+        self._group_members: dict[str, set[SubscriptionKey]] = {}
+        self._running = False
+        self.changes = ChangeFeed()
+        self.probes_completed = 0
+        self.probes_failed = 0
+        self.transitions = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        for job in self._jobs.values():
+            self._start_job(job)
+        if self._reporter is not None:
+            self._reporter_task = asyncio.create_task(self._reporter.run(), name="health-reporter")
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        if self._reporter_task is not None:
+            tasks.append(self._reporter_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for job in self._jobs.values():
+            job.task = None
+        self._reporter_task = None
+        if self._reporter is not None:
+            with contextlib.suppress(Exception):
+                await self._reporter.flush()
+
+    async def __aenter__(self) -> HealthEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- subscriptions ---------------------------------------------------------------------------------
+
+    def subscribe(
+        self, service: str, member: str, address: str, port: int, check: CheckSpec, *, group: str = ""
+    ) -> Subscription:
+        """Check ``address`` (on ``check.port`` or else ``port``) for ``service``'s ``member``.
+
+        Subscribing again with the same arguments is a no-op; with different ones it replaces the
+        subscription (a changed check definition starts from unknown unless an identical check of
+        another service is already running, whose state it joins).
+        """
+        return self._subscribe(SubscriptionRequest(service, member, address, port, check, group))
+
+    def _subscribe(self, request: SubscriptionRequest) -> Subscription:
+        key = (request.service, request.member)
+        existing = self._subscriptions.get(key)
+        if existing is not None:
+            if existing.matches(request):
+                return existing
+            self.unsubscribe(*key)
+        subscription = Subscription(self, request)
+        self._subscriptions[key] = subscription
+        self._group_members.setdefault(subscription.group, set()).add(key)
+        if isinstance(request.check.probe, ExecProbe) and not self.allow_exec:
+            self._refuse(subscription, EXEC_DISABLED_REASON)
+            return subscription
+        timing = request.check.timing
+        job_key = JobKey(
+            subscription.address,
+            subscription.port,
+            request.check.probe,
+            timing.interval,
+            timing.timeout,
+            timing.jitter,
+        )
+        job = self._jobs.get(job_key)
+        if job is None:
+            job = self._jobs[job_key] = _Job(job_key)
+            if self._running:
+                self._start_job(job)
+        tracker = job.trackers.get((timing.rise, timing.fall))
+        if tracker is None:
+            tracker = job.trackers[(timing.rise, timing.fall)] = _Tracker(job, timing.rise, timing.fall)
+        tracker.subscriptions[key] = subscription
+        subscription.tracker = tracker
+        known = tracker.state.healthy
+        if known is not None:  # joined a check that already knows the answer
+            reason = tracker.state.last_reason
+            self._deliver(subscription, tracker, healthy=known, previous=None, reason=reason, events=False)
+        return subscription
+
+    def unsubscribe(self, service: str, member: str) -> bool:
+        subscription = self._subscriptions.pop((service, member), None)
+        if subscription is None:
+            return False
+        group_keys = self._group_members.get(subscription.group)
+        if group_keys is not None:
+            group_keys.discard(subscription.key)
+            if not group_keys:
+                del self._group_members[subscription.group]
+        tracker = subscription.tracker
+        if tracker is not None:
+            subscription.tracker = None
+            del tracker.subscriptions[subscription.key]
+            job = tracker.job
+            if not tracker.subscriptions:
+                del job.trackers[(tracker.state.rise, tracker.state.fall)]
+            if not job.trackers:
+                del self._jobs[job.key]
+                if job.task is not None:
+                    job.task.cancel()
+        if self._reporter is not None:
+            self._reporter.record(self._report(subscription, None, "unsubscribed", removed=True))
+        return True
+
+    def sync(self, requests: Iterable[SubscriptionRequest], services: Iterable[str] | None = None) -> None:
+        """Make the subscriptions equal ``requests`` (all of them, or only those of ``services``),
+        keeping the state of those that did not change."""
+        wanted: dict[SubscriptionKey, SubscriptionRequest] = {
+            (request.service, request.member): request for request in requests
+        }
+        scope = None if services is None else set(services)
+        for key in list(self._subscriptions):
+            if key not in wanted and (scope is None or key[0] in scope):
+                self.unsubscribe(*key)
+        for request in wanted.values():
+            self._subscribe(request)
+
+    def subscription(self, service: str, member: str) -> Subscription | None:
+        return self._subscriptions.get((service, member))
+
+    def subscriptions(self) -> Iterator[Subscription]:
+        return iter(list(self._subscriptions.values()))
+
+    def health(self, service: str, member: str) -> Health:
+        subscription = self._subscriptions.get((service, member))
+        return None if subscription is None else subscription.healthy
+
+    def service_health(self, service: str) -> dict[str, Health]:
+        return {sub.member: sub.healthy for sub in self._subscriptions.values() if sub.service == service}
+
+    def snapshot(self) -> list[MemberReport]:
+        """Current state of every subscription, in report form (for a full node report)."""
+        return [
+            self._report(sub, sub.healthy, sub.refused or self._last_reason(sub))
+            for sub in self._subscriptions.values()
+        ]
+
+    @property
+    def job_count(self) -> int:
+        """Distinct probe loops (after deduplication)."""
+        return len(self._jobs)
+
+    # --- active switch ---------------------------------------------------------------------------------
+
+    def is_active(self, group: str) -> bool:
+        return self._group_active.get(group, self._default_active)
+
+    def set_active(self, group: str, active: bool) -> None:
+        """Let (or stop) this director's results for ``group`` drive the kernel. On activation, the
+        current state of every subscription of the group is put on the feed."""
+        was_active = self.is_active(group)
+        self._group_active[group] = active
+        if active and not was_active:
+            for key in self._group_members.get(group, ()):
+                subscription = self._subscriptions[key]
+                tracker = subscription.tracker
+                known = None if tracker is None else tracker.state.healthy
+                if tracker is not None and known is not None:
+                    reason = tracker.state.last_reason
+                    self._emit_change(subscription, tracker, healthy=known, previous=None, reason=reason)
+        logger.info(
+            "health group %r is now %s on this director",
+            group,
+            "active" if active else "standby",
+            extra={"event": "health_group_active", "group": group, "active": active},
+        )
+
+    # --- probing ---------------------------------------------------------------------------------------
+
+    def _start_job(self, job: _Job) -> None:
+        job.task = asyncio.create_task(self._run_job(job), name=f"health {job.key.address}:{job.key.port}")
+
+    async def _run_job(self, job: _Job) -> None:
+        clock = self._clock
+        probe = self._prober.probe
+        address, port, spec, _interval, timeout, _jitter = job.key
+        await clock.sleep(job.first_delay)
+        while True:
+            started = clock.now()
+            try:
+                result = await probe(address, port, spec, timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a probe bug must not stop the loop or read as healthy
+                logger.debug("probe of %s:%d raised", address, port, exc_info=True)
+                result = ProbeResult(False, f"probe error: {error!r}")
+            job.last_result = result
+            self.probes_completed += 1
+            if not result.ok:
+                self.probes_failed += 1
+            now = clock.now()
+            for tracker in list(job.trackers.values()):
+                transition = tracker.state.observe(result.ok, result.reason, now)
+                if transition is not None:
+                    self._on_transition(tracker, transition)
+            delay = job.next_period() - (clock.now() - started)
+            await clock.sleep(delay if delay > 0 else 0)
+
+    # --- delivery --------------------------------------------------------------------------------------
+
+    def _on_transition(self, tracker: _Tracker, transition: Transition) -> None:
+        self.transitions += 1
+        job = tracker.job
+        subscriptions = list(tracker.subscriptions.values())
+        services = sorted({sub.service for sub in subscriptions})
+        applied = any(sub.active for sub in subscriptions)
+        state = "healthy" if transition.healthy else "unhealthy"
+        logger.log(
+            logging.INFO if transition.healthy else logging.WARNING,
+            "member %s:%d is %s (%s check: %s) for %s",
+            job.key.address,
+            job.key.port,
+            state,
+            job.probe_kind,
+            transition.reason,
+            ", ".join(services),
+            extra={
+                "event": "health_transition",
+                "member_address": job.key.address,
+                "member_port": job.key.port,
+                "members": sorted({sub.member for sub in subscriptions}),
+                "services": services,
+                "check": job.probe_kind,
+                "healthy": transition.healthy,
+                "previous": transition.previous,
+                "reason": transition.reason,
+                "flaps": tracker.state.flaps,
+                "applied": applied,
+            },
+        )
+        for subscription in subscriptions:
+            self._deliver(
+                subscription,
+                tracker,
+                healthy=transition.healthy,
+                previous=transition.previous,
+                reason=transition.reason,
+                events=True,
+            )
+
+    def _deliver(
+        self,
+        subscription: Subscription,
+        tracker: _Tracker,
+        *,
+        healthy: bool,
+        previous: Health,
+        reason: str,
+        events: bool,
+    ) -> None:
+        if self._reporter is not None:
+            self._reporter.record(self._report(subscription, healthy, reason))
+        if not subscription.active:
+            return
+        self._emit_change(subscription, tracker, healthy=healthy, previous=previous, reason=reason)
+        if events and self._event_hook is not None:
+            state = tracker.state
+            count = state.rise if healthy else state.fall
+            verdict = "passed" if healthy else "failed"
+            message = (
+                f"member {subscription.member} ({subscription.address}:{subscription.port}) is "
+                f"{'healthy' if healthy else 'unhealthy'}: {count} {tracker.job.probe_kind} checks "
+                f"{verdict} in a row; last: {reason}"
+            )
+            self._emit_event(
+                HealthEvent(
+                    subscription.service,
+                    subscription.member,
+                    "MemberHealthy" if healthy else "MemberUnhealthy",
+                    message,
+                    warning=not healthy,
+                )
+            )
+
+    def _emit_change(
+        self, subscription: Subscription, tracker: _Tracker, *, healthy: bool, previous: Health, reason: str
+    ) -> None:
+        state = tracker.state
+        change = HealthChange(
+            subscription.service,
+            subscription.member,
+            subscription.address,
+            subscription.port,
+            healthy,
+            previous,
+            reason,
+            self._clock.wall(),
+            state.flaps,
+            True,
+        )
+        self.changes.put(change)
+        if self._on_change is not None:
+            try:
+                self._on_change(change)
+            except Exception:
+                logger.exception("health on_change callback failed")
+
+    def _emit_event(self, event: HealthEvent) -> None:
+        if self._event_hook is None:
+            return
+        try:
+            self._event_hook(event)
+        except Exception:
+            logger.exception("health event hook failed")
+
+    def _refuse(self, subscription: Subscription, reason: str) -> None:
+        subscription.refused = reason
+        logger.warning(
+            "health check of member %s for %s refused: %s",
+            subscription.member,
+            subscription.service,
+            reason,
+            extra={
+                "event": "health_check_refused",
+                "members": [subscription.member],
+                "services": [subscription.service],
+                "check": subscription.check.probe.kind,
+                "reason": reason,
+            },
+        )
+        self._emit_event(
+            HealthEvent(subscription.service, subscription.member, "HealthCheckRefused", reason, warning=True)
+        )
+        if self._reporter is not None:
+            self._reporter.record(self._report(subscription, None, reason))
+
+    def _last_reason(self, subscription: Subscription) -> str:
+        tracker = subscription.tracker
+        return "" if tracker is None else tracker.state.last_reason
+
+    def _report(
+        self, subscription: Subscription, healthy: Health, reason: str, removed: bool = False
+    ) -> MemberReport:
+        tracker = subscription.tracker
+        changed_at = None if tracker is None else tracker.state.changed_at
+        since = None
+        if changed_at is not None:  # the state's clock is monotonic; reports carry wall time
+            since = self._clock.wall() - (self._clock.now() - changed_at)
+        return MemberReport(
+            subscription.service,
+            subscription.member,
+            subscription.address,
+            subscription.port,
+            subscription.check.probe.kind,
+            healthy,
+            reason,
+            since,
+            0 if tracker is None else tracker.state.flaps,
+            subscription.active,
+            removed,
+        )

@@ -1,0 +1,496 @@
+"""Real probes: TCP connect, HTTP/1.1 and HTTPS, UDP send/expect, DNS over UDP, exec.
+
+Built for many thousands of probes per second on one core:
+- the TCP connect check is a bare non-blocking ``connect`` watched with ``add_writer`` and a timer handle:
+  no task, no transport, no stream objects;
+- HTTP(S) is a minimal HTTP/1.1 client on an ``asyncio.Protocol`` (one request, ``Connection: close``)
+  that stops reading as soon as the answer is decided;
+- every probe socket is closed with ``SO_LINGER {1, 0}`` (a reset): a director making 10,000 connections
+  a second would otherwise pile up ``TIME_WAIT`` sockets and run out of ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import ipaddress
+import os
+import random
+import re
+import signal
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable
+from typing import Any
+
+from lvs_agent.health.dns import (
+    QUERY_TYPES,
+    RCODE_NAMES,
+    RCODES,
+    DnsWireError,
+    build_query,
+    canonical_answer,
+    parse_reply,
+)
+from lvs_agent.health.probe import ProbeResult
+from lvs_agent.health.spec import DnsProbe, ExecProbe, HttpProbe, ProbeSpec, TcpProbe, UdpProbe
+
+EXEC_DISABLED_REASON = "exec checks are disabled on this agent (allow_exec is off)"
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_CONNECTED = ProbeResult(True, "connected")
+_UDP_SILENT_OK = ProbeResult(True, "no ICMP error before the timeout")
+_USER_AGENT = "lvs-operator-health/1"
+_STDERR_TAIL = 200
+_SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+def _timeout_result(timeout: float) -> ProbeResult:
+    return ProbeResult(False, f"timeout after {timeout:g}s")
+
+
+def _os_error_reason(code: int) -> str:
+    name = errno.errorcode.get(code, str(code))
+    return f"{name}: {os.strerror(code)}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _sockaddr(address: str, port: int) -> tuple[socket.AddressFamily, _SockAddr]:
+    """Family and socket address for a numeric member address (no resolver: members are addresses)."""
+    parsed = ipaddress.ip_address(address)
+    if parsed.version == 6:
+        return socket.AF_INET6, (str(parsed), port, 0, 0)
+    return socket.AF_INET, (str(parsed), port)
+
+
+def _close_with_reset(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.close()
+
+
+def tcp_connect_check(
+    loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float
+) -> asyncio.Future[ProbeResult]:
+    """TCP connect check: resolves to ``connected`` or the reason it failed; never raises."""
+    return _start_connect(loop, address, port, timeout, keep=False)
+
+
+def open_tcp_socket(
+    loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float
+) -> asyncio.Future[socket.socket | ProbeResult]:
+    """Connected non-blocking socket (the caller owns it), or the reason the connect failed."""
+    return _start_connect(loop, address, port, timeout, keep=True)
+
+
+def _start_connect(
+    loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float, keep: bool
+) -> asyncio.Future[Any]:
+    """Start a non-blocking TCP connect watched by ``add_writer`` and a timer (no task, no transport).
+
+    Resolves to a failure ``ProbeResult`` (refused, unreachable, timeout), or on success to
+    ``_CONNECTED`` after closing the socket (``keep=False``) or to the connected socket (``keep=True``).
+    Never raises; cancelling the future closes the socket.
+    """
+    future: asyncio.Future[Any] = loop.create_future()
+    try:
+        family, sockaddr = _sockaddr(address, port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, ValueError) as error:
+        future.set_result(ProbeResult(False, f"cannot create socket: {error}"))
+        return future
+    sock.setblocking(False)
+    code = sock.connect_ex(sockaddr)
+    if code == 0:
+        if keep:
+            future.set_result(sock)
+        else:
+            _close_with_reset(sock)
+            future.set_result(_CONNECTED)
+        return future
+    if code != errno.EINPROGRESS:
+        sock.close()
+        future.set_result(ProbeResult(False, _os_error_reason(code)))
+        return future
+
+    fd = sock.fileno()
+    timer: asyncio.TimerHandle | None = None
+
+    def on_writable() -> None:
+        loop.remove_writer(fd)
+        if timer is not None:
+            timer.cancel()
+        if future.done():  # cancelled by the caller meanwhile
+            sock.close()
+            return
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            sock.close()
+            future.set_result(ProbeResult(False, _os_error_reason(error)))
+        elif keep:
+            future.set_result(sock)
+        else:
+            _close_with_reset(sock)
+            future.set_result(_CONNECTED)
+
+    def on_timeout() -> None:
+        loop.remove_writer(fd)
+        sock.close()
+        if not future.done():
+            future.set_result(_timeout_result(timeout))
+
+    def on_done(done: asyncio.Future[Any]) -> None:
+        if done.cancelled() and sock.fileno() >= 0:
+            loop.remove_writer(fd)
+            if timer is not None:
+                timer.cancel()
+            sock.close()
+
+    loop.add_writer(fd, on_writable)
+    timer = loop.call_later(timeout, on_timeout)
+    future.add_done_callback(on_done)
+    return future
+
+
+# --- HTTP ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def build_http_request(spec: HttpProbe, address: str, port: int) -> bytes:
+    if spec.host is not None:
+        host = spec.host
+    else:
+        host = f"[{address}]" if ":" in address else address
+        if port != (443 if spec.tls else 80):
+            host = f"{host}:{port}"
+    return (
+        f"{spec.method} {spec.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {_USER_AGENT}\r\n"
+        "Accept: */*\r\nConnection: close\r\n\r\n"
+    ).encode("ascii", "strict")
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_regex(pattern: str) -> re.Pattern[bytes]:
+    return re.compile(pattern.encode())
+
+
+@functools.lru_cache(maxsize=2)
+def client_ssl_context(verify: bool) -> ssl.SSLContext:
+    if verify:
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _ChunkedIncomplete(Exception):
+    pass
+
+
+def _dechunk(data: bytes, limit: int) -> tuple[bytes, bool]:
+    """Decode a chunked body as far as it is available: (body so far, complete or limit reached)."""
+    body = bytearray()
+    offset = 0
+    while True:
+        line_end = data.find(b"\r\n", offset)
+        if line_end < 0:
+            return bytes(body), False
+        size_text = data[offset:line_end].split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError as error:
+            raise _ChunkedIncomplete(f"bad chunk size {size_text!r}") from error
+        if size == 0:
+            return bytes(body), True
+        start = line_end + 2
+        chunk = data[start : start + size]
+        body += chunk
+        if len(body) >= limit:
+            return bytes(body[:limit]), True
+        if len(chunk) < size:
+            return bytes(body), False
+        offset = start + size + 2
+
+
+class _HttpCheckProtocol(asyncio.Protocol):
+    """Sends one request and decides health from the status line, headers and (if asked) the body."""
+
+    def __init__(self, request: bytes, spec: HttpProbe, done: asyncio.Future[ProbeResult]) -> None:
+        self._request = request
+        self._spec = spec
+        self._done = done
+        self._buffer = bytearray()
+        self._status = 0
+        self._header_end = -1
+        self._content_length = -1
+        self._chunked = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self._request)
+
+    def _finish(self, result: ProbeResult) -> None:
+        if not self._done.done():
+            self._done.set_result(result)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._header_end < 0:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > 65536:
+                    self._finish(ProbeResult(False, "HTTP response headers larger than 64 KiB"))
+                return
+            self._header_end = end + 4
+            if not self._parse_head(bytes(self._buffer[:end])):
+                return
+        self._check_body(complete=False)
+
+    def _parse_head(self, head: bytes) -> bool:
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            self._finish(ProbeResult(False, f"malformed HTTP status line {lines[0][:80]!r}"))
+            return False
+        self._status = int(parts[1])
+        if self._status not in self._spec.expect_status:
+            expected = ",".join(str(code) for code in self._spec.expect_status)
+            self._finish(ProbeResult(False, f"HTTP {self._status}, expected {expected}"))
+            return False
+        if self._spec.body_regex is None or self._spec.method == "HEAD":
+            self._finish(ProbeResult(True, f"HTTP {self._status}"))
+            return False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length" and value.strip().isdigit():
+                self._content_length = int(value.strip())
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                self._chunked = True
+        return True
+
+    def _check_body(self, complete: bool) -> None:
+        limit = self._spec.max_body_bytes
+        raw = bytes(self._buffer[self._header_end :])
+        if self._chunked:
+            try:
+                body, finished = _dechunk(raw, limit)
+            except _ChunkedIncomplete as error:
+                self._finish(ProbeResult(False, f"malformed chunked body: {error}"))
+                return
+        else:
+            body = raw[:limit]
+            finished = len(raw) >= limit or (0 <= self._content_length <= len(raw))
+        if not (finished or complete):
+            return
+        assert self._spec.body_regex is not None
+        if _compiled_regex(self._spec.body_regex).search(body):
+            self._finish(ProbeResult(True, f"HTTP {self._status}, body matches"))
+        else:
+            reason = f"HTTP {self._status}, body does not match {self._spec.body_regex!r}"
+            self._finish(ProbeResult(False, reason))
+
+    def eof_received(self) -> bool | None:
+        self._conclude_at_close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self._done.done():
+            self._done.set_result(ProbeResult(False, f"connection lost: {exc}"))
+        self._conclude_at_close()
+
+    def _conclude_at_close(self) -> None:
+        if self._done.done():
+            return
+        if self._header_end < 0:
+            self._finish(ProbeResult(False, "connection closed before a complete HTTP response"))
+        else:
+            self._check_body(complete=True)
+
+
+async def probe_http(address: str, port: int, spec: HttpProbe, timeout: float) -> ProbeResult:
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            connected = await open_tcp_socket(loop, address, port, timeout)
+            if isinstance(connected, ProbeResult):
+                return connected
+            done: asyncio.Future[ProbeResult] = loop.create_future()
+            protocol = _HttpCheckProtocol(build_http_request(spec, address, port), spec, done)
+            connected.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            try:
+                if spec.tls:
+                    server_name = spec.sni or spec.host or (address if spec.tls_verify else "")
+                    transport, _ = await loop.create_connection(
+                        lambda: protocol,
+                        sock=connected,
+                        ssl=client_ssl_context(spec.tls_verify),
+                        server_hostname=server_name,
+                        ssl_handshake_timeout=timeout,
+                    )
+                else:
+                    transport, _ = await loop.create_connection(lambda: protocol, sock=connected)
+            except ssl.SSLError as error:
+                connected.close()
+                return ProbeResult(False, f"TLS: {error.reason or error}")
+            except OSError as error:
+                connected.close()
+                return ProbeResult(False, f"connection failed: {error}")
+            return await done
+    except TimeoutError:
+        return _timeout_result(timeout)
+    finally:
+        if transport is not None:
+            transport.abort()
+
+
+# --- UDP and DNS ---------------------------------------------------------------------------------------
+
+
+def _udp_socket(address: str, port: int) -> socket.socket:
+    family, sockaddr = _sockaddr(address, port)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED on recv
+    return sock
+
+
+async def probe_udp(address: str, port: int, spec: UdpProbe, timeout: float) -> ProbeResult:
+    loop = asyncio.get_running_loop()
+    try:
+        sock = _udp_socket(address, port)
+    except (OSError, ValueError) as error:
+        return ProbeResult(False, f"cannot create socket: {error}")
+    try:
+        async with asyncio.timeout(timeout):
+            sock.send(spec.send)
+            reply = await loop.sock_recv(sock, 65535)
+    except TimeoutError:
+        return _UDP_SILENT_OK if spec.expect is None else _timeout_result(timeout)
+    except OSError as error:
+        return ProbeResult(False, _os_error_reason(error.errno) if error.errno else str(error))
+    finally:
+        sock.close()
+    if spec.expect is None or spec.expect in reply:
+        return ProbeResult(True, f"reply of {len(reply)} bytes")
+    return ProbeResult(False, f"reply does not contain {spec.expect[:40]!r}")
+
+
+def judge_dns_reply(spec: DnsProbe, reply_rcode: int, answers: list[tuple[int, str]]) -> ProbeResult:
+    """Health from a parsed reply: rcode, then (if asked) one expected answer of the queried type."""
+    wanted_rcode = RCODES[spec.expect_rcode.upper()]
+    got = RCODE_NAMES.get(reply_rcode, str(reply_rcode))
+    if reply_rcode != wanted_rcode:
+        return ProbeResult(False, f"DNS rcode {got}, expected {spec.expect_rcode.upper()}")
+    if not spec.expect_answers:
+        return ProbeResult(True, f"DNS {got}")
+    qtype = QUERY_TYPES[spec.query_type.upper()]
+    relevant = [(rtype, value) for rtype, value in answers if qtype in (rtype, QUERY_TYPES["ANY"])]
+    for rtype, value in relevant:
+        expected = {canonical_answer(rtype, text) for text in spec.expect_answers}
+        if canonical_answer(rtype, value) in expected:
+            return ProbeResult(True, f"DNS {got}, answer {value}")
+    shown = ", ".join(value for _, value in relevant[:4]) or "none"
+    return ProbeResult(False, f"DNS {got}, no expected answer (got {shown})")
+
+
+async def probe_dns(address: str, port: int, spec: DnsProbe, timeout: float) -> ProbeResult:
+    loop = asyncio.get_running_loop()
+    query_id = random.getrandbits(16)
+    try:
+        query = build_query(query_id, spec.query_name, spec.query_type, spec.recursion_desired)
+        sock = _udp_socket(address, port)
+    except (OSError, ValueError) as error:
+        return ProbeResult(False, f"cannot send DNS query: {error}")
+    try:
+        async with asyncio.timeout(timeout):
+            sock.send(query)
+            while True:  # skip stray datagrams that do not answer this query
+                data = await loop.sock_recv(sock, 65535)
+                try:
+                    reply = parse_reply(data)
+                except DnsWireError as error:
+                    return ProbeResult(False, f"malformed DNS reply: {error}")
+                if reply.query_id == query_id:
+                    break
+    except TimeoutError:
+        return _timeout_result(timeout)
+    except OSError as error:
+        return ProbeResult(False, _os_error_reason(error.errno) if error.errno else str(error))
+    finally:
+        sock.close()
+    return judge_dns_reply(spec, reply.rcode, [(answer.rtype, answer.value) for answer in reply.answers])
+
+
+# --- exec ---------------------------------------------------------------------------------------------
+
+
+async def probe_exec(address: str, port: int, spec: ExecProbe, timeout: float) -> ProbeResult:
+    argv = [arg.replace("%h", address).replace("%p", str(port)) for arg in spec.command]
+    env = dict(os.environ, LVS_MEMBER_ADDRESS=address, LVS_MEMBER_PORT=str(port))
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # its own process group, so a timeout kills its children too
+        )
+    except OSError as error:
+        return ProbeResult(False, f"cannot run {argv[0]!r}: {error.strerror or error}")
+    try:
+        async with asyncio.timeout(timeout):
+            _, stderr = await process.communicate()
+    except (TimeoutError, asyncio.CancelledError) as interrupted:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        if isinstance(interrupted, asyncio.CancelledError):
+            raise
+        return _timeout_result(timeout)
+    if process.returncode == 0:
+        return ProbeResult(True, "exit 0")
+    tail = stderr.decode("utf-8", "replace").strip()[-_STDERR_TAIL:]
+    return ProbeResult(False, f"exit {process.returncode}" + (f": {tail}" if tail else ""))
+
+
+# --- dispatch -----------------------------------------------------------------------------------------
+
+
+class NetworkProber:
+    """The production :class:`~lvs_agent.health.probe.Prober`.
+
+    Exec checks run only when ``allow_exec`` is on; otherwise they fail with :data:`EXEC_DISABLED_REASON`
+    (the engine refuses to schedule them in the first place; this is the second lock).
+    """
+
+    def __init__(self, allow_exec: bool = False) -> None:
+        self.allow_exec = allow_exec
+
+    def probe(self, address: str, port: int, spec: ProbeSpec, timeout: float) -> Awaitable[ProbeResult]:
+        if isinstance(spec, TcpProbe):
+            return tcp_connect_check(asyncio.get_running_loop(), address, port, timeout)
+        if isinstance(spec, HttpProbe):
+            return probe_http(address, port, spec, timeout)
+        if isinstance(spec, DnsProbe):
+            return probe_dns(address, port, spec, timeout)
+        if isinstance(spec, UdpProbe):
+            return probe_udp(address, port, spec, timeout)
+        if not self.allow_exec:
+            return _ready(ProbeResult(False, EXEC_DISABLED_REASON))
+        return probe_exec(address, port, spec, timeout)
+
+
+def _ready(result: ProbeResult) -> Awaitable[ProbeResult]:
+    future: asyncio.Future[ProbeResult] = asyncio.get_running_loop().create_future()
+    future.set_result(result)
+    return future
