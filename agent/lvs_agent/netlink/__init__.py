@@ -1,0 +1,23 @@
+"""Kernel IPVS over generic netlink: our codec for the bytes, pyroute2 for the socket.
+
+The reconcile loop depends only on :class:`IpvsKernel` (``dump``, ``dump_stats``, ``apply``, ``close``);
+:class:`IpvsNetlink` is the real kernel, :class:`FakeIpvsKernel` an in-memory stand-in for unit tests.
+"""
+
+from lvs_agent.netlink.adapter import IpvsNetlink
+from lvs_agent.netlink.codec import Counters, DestStats
+from lvs_agent.netlink.fake import FakeIpvsKernel
+from lvs_agent.netlink.kernel import ApplyResult, IpvsError, IpvsKernel, OpFailure, ServiceStats, StatsTable
+
+__all__ = [
+    "ApplyResult",
+    "Counters",
+    "DestStats",
+    "FakeIpvsKernel",
+    "IpvsError",
+    "IpvsKernel",
+    "IpvsNetlink",
+    "OpFailure",
+    "ServiceStats",
+    "StatsTable",
+]

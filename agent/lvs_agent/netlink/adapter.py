@@ -1,0 +1,295 @@
+"""``IpvsNetlink``: kernel IPVS over generic netlink, pyroute2 for the socket, our codec for the bytes.
+
+Batching: requests go out ``batch_size`` (about 1,000) per ``sendmsg``. Only the last request of each batch
+carries ``NLM_F_ACK``; the kernel still answers every *failed* request with an ``NLMSG_ERROR``, so reading
+until the last request's ack collects every failure of the batch, each mapped back to its operation by
+sequence number. Generic netlink handles a whole ``sendmsg`` synchronously, so by the time ``send`` returns
+all answers are queued: the receive buffer is made large enough (``SO_RCVBUFFORCE``) and error answers
+small (``NETLINK_CAP_ACK``: the request is not echoed) so that a batch of failures cannot overrun it.
+
+Not thread-safe: use one instance from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from lvs_api.ipvs import DestConfig, DestKey, Family, Op, ServiceConfig, ServiceKey, Table, VirtualServer
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic.ipvs import IPVSSocket
+
+from lvs_agent.netlink import uapi
+from lvs_agent.netlink.codec import (
+    Buffer,
+    Counters,
+    DestStats,
+    IpvsDecoder,
+    IpvsEncoder,
+    dest_stats,
+    error_of,
+    iter_messages,
+    service_counters,
+)
+from lvs_agent.netlink.kernel import ApplyResult, IpvsError, OpFailure, ServiceStats, StatsTable
+from lvs_agent.netlink.layout import NLMSG_HEADER
+
+DEFAULT_BATCH_SIZE: Final = 1000
+DEFAULT_RCVBUF: Final = 32 << 20  # room for a whole batch of failures, and large dump chunks
+DEFAULT_SNDBUF: Final = 4 << 20
+RECV_CHUNK: Final = 1 << 20
+SEQ_MODULO: Final = 1 << 32
+
+# called with (buffer, payload offset, message end) for each reply of a dump
+MessageHandler = Callable[[Buffer, int, int], None]
+
+
+def _set_buffer(sock: socket.socket, force_option: int, option: int, size: int) -> None:
+    """Set a socket buffer above ``net.core.[rw]mem_max`` when we have CAP_NET_ADMIN (we need it for
+    IPVS anyway); otherwise fall back to the capped option."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force_option, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, option, size)
+
+
+class IpvsNetlink:
+    """Kernel IPVS through generic netlink (implements ``IpvsKernel``).
+
+    ``netns``: name of a network namespace (``ip netns``) whose IPVS table to use; default the caller's.
+    Raises :class:`IpvsError` (``errno`` ENOENT / ENOTSUP) when the kernel has no IPVS family (module not
+    loaded) and EPERM-like errors without CAP_NET_ADMIN.
+    """
+
+    def __init__(
+        self,
+        *,
+        netns: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        rcvbuf: int = DEFAULT_RCVBUF,
+        sndbuf: int = DEFAULT_SNDBUF,
+        timeout: float = 30.0,
+    ) -> None:
+        self.batch_size = batch_size
+        self.timeout = timeout
+        kwargs: dict[str, Any] = {}
+        if netns is not None:
+            kwargs["netns"] = netns
+        try:
+            # pyroute2 creates the socket (in the namespace if asked) and resolves the "IPVS" family
+            self._pyroute: IPVSSocket = IPVSSocket(**kwargs)
+        except NetlinkError as exc:
+            raise IpvsError(exc.code, f"generic netlink family {uapi.GENL_NAME}: {exc}") from exc
+        self._sock: socket.socket = self._pyroute.asyncore.socket
+        self._sock.setblocking(False)
+        _set_buffer(self._sock, uapi.SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf)
+        _set_buffer(self._sock, uapi.SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)
+        self._sock.setsockopt(uapi.SOL_NETLINK, uapi.NETLINK_CAP_ACK, 1)
+        # the kernel reports the doubled value; keep a margin for its skb overhead
+        self._max_send = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        self.family_id: int = self._pyroute.prid
+        self.port_id: int = self._sock.getsockname()[0]
+        self._encoder = IpvsEncoder(self.family_id, self.port_id)
+        self._buf = bytearray(RECV_CHUNK)
+        self._view = memoryview(self._buf)
+        self._seq = 0
+        self.writes = 0  # requests sent by apply(), for tests that count netlink writes
+
+    # --------------------------------------------------------------------------------------------- I/O
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % SEQ_MODULO
+        return self._seq
+
+    def _recv(self) -> int:
+        while True:
+            try:
+                return self._sock.recv_into(self._buf)
+            except BlockingIOError:
+                readable, _, _ = select.select([self._sock], [], [], self.timeout)
+                if not readable:
+                    raise IpvsError(errno.ETIMEDOUT, "no answer from the kernel's IPVS") from None
+
+    def _drain(self) -> None:
+        """Drop answers still queued (after an overrun) so that the next request starts clean."""
+        while True:
+            try:
+                self._sock.recv_into(self._buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    return
+
+    # -------------------------------------------------------------------------------------------- apply
+
+    def apply(self, ops: Sequence[Op]) -> ApplyResult:
+        failures: list[OpFailure] = []
+        complete = True
+        sent = 0
+        start = 0
+        while start < len(ops):
+            chunk_sent, chunk_complete = self._apply_batch(ops, start, failures)
+            sent += chunk_sent[0]
+            start = chunk_sent[1]
+            complete = complete and chunk_complete
+        self.writes += sent
+        failures.sort(key=lambda f: f.position)
+        return ApplyResult(sent=sent, failures=tuple(failures), complete=complete)
+
+    def _apply_batch(
+        self, ops: Sequence[Op], start: int, failures: list[OpFailure]
+    ) -> tuple[tuple[int, int], bool]:
+        """Encode and send up to ``batch_size`` ops from ``start``; collect their failures.
+        Returns ((requests sent, index of the next unsent op), whether every error report arrived)."""
+        messages: list[bytes] = []
+        seqs: dict[int, int] = {}  # sequence number -> index in ops
+        size = 0
+        index = start
+        last_seq = 0
+        while index < len(ops) and len(messages) < self.batch_size:
+            seq = self._next_seq()
+            try:
+                message = self._encoder.op(ops[index], flags=uapi.NLM_F_REQUEST, seq=seq)
+            except (ValueError, OSError, KeyError):
+                # not representable (bad address text, missing config): refuse this op only
+                failures.append(OpFailure(index, ops[index], errno.EINVAL))
+                index += 1
+                continue
+            if messages and size + len(message) > self._max_send:
+                break
+            messages.append(message)
+            seqs[seq] = index
+            last_seq = seq
+            size += len(message)
+            index += 1
+        if not messages:
+            return (0, index), True
+        # the last request asks for an ack: its answer marks the end of the batch's answers
+        messages[-1] = self._encoder.op(
+            ops[seqs[last_seq]], flags=uapi.NLM_F_REQUEST | uapi.NLM_F_ACK, seq=last_seq
+        )
+        try:
+            self._sock.send(b"".join(messages))
+        except OSError as exc:
+            code = exc.errno or errno.EIO
+            failures.extend(OpFailure(i, ops[i], code) for i in seqs.values())
+            return (0, index), True
+        return (len(messages), index), self._collect_errors(ops, seqs, last_seq, failures)
+
+    def _collect_errors(
+        self, ops: Sequence[Op], seqs: dict[int, int], last_seq: int, failures: list[OpFailure]
+    ) -> bool:
+        while True:
+            try:
+                length = self._recv()
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    # some answers were dropped; the ones still queued are incomplete too
+                    self._drain()
+                    return False
+                raise
+            for header, payload in iter_messages(self._view, length):
+                if header.type != uapi.NLMSG_ERROR:
+                    continue
+                code, seq = error_of(self._view, payload)
+                index = seqs.get(seq)
+                if index is None:
+                    continue  # a late answer to an earlier, abandoned request
+                if code:
+                    failures.append(OpFailure(index, ops[index], code))
+                if seq == last_seq:
+                    return True
+
+    # -------------------------------------------------------------------------------------------- dumps
+
+    def _dump(self, request: bytes, seq: int, handle: MessageHandler) -> None:
+        self._sock.send(request)
+        while True:
+            length = self._recv()
+            for header, payload in iter_messages(self._view, length):
+                if header.seq != seq:
+                    continue
+                if header.type == uapi.NLMSG_DONE:
+                    return
+                if header.type == uapi.NLMSG_ERROR:
+                    code, _ = error_of(self._view, payload)
+                    if code:
+                        raise IpvsError(code, "IPVS dump refused")
+                    continue
+                if header.type == self.family_id:
+                    handle(self._view, payload, payload - NLMSG_HEADER.size + header.length)
+
+    def _services(
+        self, decoder: IpvsDecoder, with_counters: bool
+    ) -> list[tuple[ServiceKey, ServiceConfig, Counters]]:
+        services: list[tuple[ServiceKey, ServiceConfig, Counters]] = []
+        no_counters = Counters()
+
+        def on_service(buf: Buffer, payload: int, end: int) -> None:
+            # offsets point into a buffer the next read overwrites: take everything needed now
+            offsets = decoder.service_attrs(buf, payload, end)
+            key, config = decoder.service(buf, offsets)
+            services.append((key, config, service_counters(buf, offsets) if with_counters else no_counters))
+
+        seq = self._next_seq()
+        self._dump(self._encoder.get_services(seq), seq, on_service)
+        return services
+
+    def _dests(self, service: ServiceKey, handle: MessageHandler) -> None:
+        seq = self._next_seq()
+        try:
+            self._dump(self._encoder.get_dests(service, seq), seq, handle)
+        except IpvsError as exc:
+            # ESRCH: the service went away between the two dumps; it is simply not there any more
+            if exc.errno != errno.ESRCH:
+                raise
+
+    def dump(self) -> Table:
+        decoder = IpvsDecoder()
+        table: dict[ServiceKey, VirtualServer] = {}
+        for key, config, _ in self._services(decoder, with_counters=False):
+            dests: dict[DestKey, DestConfig] = {}
+            self._dests(key, _config_collector(decoder, key.family, dests))
+            table[key] = VirtualServer(config, dests)
+        return table
+
+    def dump_stats(self) -> StatsTable:
+        decoder = IpvsDecoder()
+        stats: dict[ServiceKey, ServiceStats] = {}
+        for key, _, counters in self._services(decoder, with_counters=True):
+            dests: dict[DestKey, DestStats] = {}
+            self._dests(key, _stats_collector(decoder, key.family, dests))
+            stats[key] = ServiceStats(counters, dests)
+        return stats
+
+    def close(self) -> None:
+        self._pyroute.close()
+
+    def __enter__(self) -> IpvsNetlink:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _config_collector(
+    decoder: IpvsDecoder, family: Family, into: dict[DestKey, DestConfig]
+) -> MessageHandler:
+    def on_dest(buf: Buffer, payload: int, end: int) -> None:
+        dest, config = decoder.dest(buf, decoder.dest_attrs(buf, payload, end), family)
+        into[dest] = config
+
+    return on_dest
+
+
+def _stats_collector(decoder: IpvsDecoder, family: Family, into: dict[DestKey, DestStats]) -> MessageHandler:
+    def on_dest(buf: Buffer, payload: int, end: int) -> None:
+        offsets = decoder.dest_attrs(buf, payload, end)
+        dest, _ = decoder.dest(buf, offsets, family)
+        into[dest] = dest_stats(buf, offsets)
+
+    return on_dest
