@@ -1,0 +1,269 @@
+"""Who is the active director of a VIP group: a pure state machine, one per group, driven by a clock.
+
+Inputs are peer heartbeats (from the UDP transport) and Lease results (from the lease store); outputs are
+actions (try to acquire the Lease, renew it, take the group's VIPs, release them). No I/O, no clock of its
+own: every method takes ``now`` (monotonic seconds), so unit tests run it with a fake clock.
+
+The rule against split brain (docs/operations.md, "Failover"):
+
+1. Becoming active needs a successful compare-and-swap write of the group's Lease naming this node.
+   The Lease's ``leaseTransitions`` after that write is the node's *term* (the fencing token).
+2. A standby tries that write only when no live peer claims to be active, and either it heard the Lease
+   holder claim active in the holder's current term and then heard nothing for ``dead_after`` (``missed``
+   intervals): the fast path, no waiting for the Lease to expire; or the Lease has expired (a holder it
+   never heard in that term may be alive behind a cut link, so only expiry proves it gone).
+   Standbys try in a deterministic order (rendezvous hash of group and node names, MetalLB style), the
+   next one ``takeover_stagger`` later, so that they rarely race; if they do, only one write wins.
+3. An active director steps down at once when it sees a higher term: a live peer claiming active with a
+   higher term, or a Lease naming someone else.
+4. An active director keeps its VIPs while the API server is away, as long as it still hears at least one
+   peer (every peer it hears is standby and lower-term, and a standby cannot become active without the
+   API). If it hears no peer *and* has not renewed the Lease for ``lease_duration``, it is isolated: it
+   steps down, because a peer may legitimately have taken the Lease. A group without configured peers
+   (a single director) never steps down for that reason.
+5. With the API server away, no standby can become active. A dead active director is still detected in
+   ``dead_after``, and the takeover happens as soon as the API answers.
+6. No preemption: an active director stays active until it dies or sees a higher term (no flapping back
+   when a preferred node returns). A restarted director that the Lease still names takes its VIPs back
+   with the same term, since nobody else held them in between.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+class Role(enum.Enum):
+    STANDBY = "standby"
+    ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class FailoverTiming:
+    """Timers (seconds). Defaults: heartbeat every 50 ms, a peer is dead after 3 missed (150 ms)."""
+
+    interval: float = 0.05
+    missed: int = 3
+    lease_duration: float = 10.0
+    renew_interval: float = 2.0
+    takeover_stagger: float = 0.1  # extra wait per rank position before a standby tries the Lease
+    retry_interval: float = 0.5  # between failed Lease attempts
+
+    @property
+    def dead_after(self) -> float:
+        return self.interval * self.missed
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    """What the store last told us about the group's Lease. ``expired`` is judged by the store."""
+
+    holder: str
+    transitions: int
+    expired: bool = False
+
+
+@dataclass
+class PeerView:
+    last_heard: float
+    active: bool
+    term: int
+
+
+class ActionKind(enum.Enum):
+    ACQUIRE_LEASE = "acquire-lease"  # compare-and-swap the Lease to us, expecting ``expected``
+    RENEW_LEASE = "renew-lease"
+    READ_LEASE = "read-lease"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    group: str
+    expected: LeaseView | None = None
+    term: int = 0
+    reason: str = ""
+
+
+def preference_order(group: str, nodes: Iterable[str]) -> list[str]:
+    """Nodes sorted best first by a rendezvous hash of (group, node): stable, and spreads groups."""
+    return sorted(set(nodes), key=lambda node: hashlib.sha256(f"{group}\0{node}".encode()).digest())
+
+
+@dataclass
+class GroupMachine:
+    """Failover state of one VIP group on one node."""
+
+    group: str
+    node: str
+    peers: Sequence[str]
+    timing: FailoverTiming
+    started_at: float
+    role: Role = Role.STANDBY
+    term: int = 0
+    lease: LeaseView | None = None
+    last_renewed: float | None = None
+    lease_pending: bool = False
+    last_lease_attempt: float | None = None
+    last_lease_failure: float | None = None
+    holder_learned_at: float = 0.0
+    peer_views: dict[str, PeerView] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+
+    # --- inputs -------------------------------------------------------------------------------------
+
+    def heartbeat(self, peer: str, active: bool, term: int, now: float) -> None:
+        if peer == self.node or peer not in self.peers:
+            return
+        self.peer_views[peer] = PeerView(now, active, term)
+        if active and (self.lease is None or term >= self.lease.transitions) and self.role is Role.STANDBY:
+            # an active peer holds the Lease at its term: keeps our view fresh without reading the API
+            self._learn_lease(LeaseView(peer, term), now)
+
+    def _learn_lease(self, view: LeaseView, now: float) -> None:
+        if self.lease is None or self.lease.holder != view.holder:
+            self.holder_learned_at = now
+        self.lease = view
+
+    def lease_read(self, view: LeaseView, now: float) -> None:
+        self.lease_pending = False
+        self._learn_lease(view, now)
+
+    def lease_acquired(self, view: LeaseView, now: float) -> None:
+        """Our compare-and-swap write succeeded: we are the holder with term ``view.transitions``."""
+        self.lease_pending = False
+        self.lease = view
+        self.last_renewed = now
+        if self.role is Role.STANDBY:
+            self.role = Role.ACTIVE
+            self.term = view.transitions
+            self.events.append(f"became active with term {self.term}")
+
+    def lease_renewed(self, view: LeaseView, now: float) -> None:
+        self.lease_pending = False
+        self.lease = view
+        self.last_renewed = now
+
+    def lease_lost(self, view: LeaseView, now: float) -> None:
+        """A write failed because the Lease changed under us (409) or names someone else.
+
+        No retry wait: the answer is fresh information, and the next decision uses it.
+        """
+        self.lease_pending = False
+        self._learn_lease(view, now)
+
+    def lease_unavailable(self, now: float) -> None:
+        """The API server did not answer (timeout, connection refused, 5xx)."""
+        self.lease_pending = False
+        self.last_lease_failure = now
+
+    def wants_vips(self) -> bool | None:
+        """True: the group's VIPs must be here; False: they must not; None: leave them as they are.
+
+        None while the role is not known yet (Lease not read) and while a restarted holder re-takes the
+        Lease, so that an agent restart never removes a VIP that is serving traffic.
+        """
+        if self.role is Role.ACTIVE:
+            return True
+        if self.lease is None or self.lease.holder == self.node:
+            return None
+        return False
+
+    # --- decisions ----------------------------------------------------------------------------------
+
+    def live_peers(self, now: float) -> dict[str, PeerView]:
+        horizon = now - self.timing.dead_after
+        return {peer: view for peer, view in self.peer_views.items() if view.last_heard >= horizon}
+
+    def _step_down(self, reason: str) -> list[Action]:
+        self.role = Role.STANDBY
+        self.events.append(f"stepped down: {reason}")
+        return []
+
+    def _retry_wait_over(self, now: float) -> bool:
+        return self.last_lease_failure is None or now - self.last_lease_failure >= self.timing.retry_interval
+
+    def decide(self, now: float) -> list[Action]:
+        """The actions due at ``now``. Call after feeding inputs, once per heartbeat interval."""
+        if self.role is Role.ACTIVE:
+            return self._decide_active(now)
+        return self._decide_standby(now)
+
+    def _decide_active(self, now: float) -> list[Action]:
+        live = self.live_peers(now)
+        for peer, view in sorted(live.items()):
+            if view.active and view.term > self.term:
+                return self._step_down(f"{peer} is active with higher term {view.term} > {self.term}")
+        lease = self.lease
+        if lease is not None and lease.holder not in ("", self.node) and lease.transitions > self.term:
+            return self._step_down(f"Lease now names {lease.holder} (term {lease.transitions})")
+        renewed = self.last_renewed if self.last_renewed is not None else self.started_at
+        if self.peers and not live and now - renewed >= self.timing.lease_duration:
+            return self._step_down("isolated: no peer heard and Lease not renewed within its duration")
+        if self.lease_pending:
+            return []
+        if now >= renewed + self.timing.renew_interval and self._retry_wait_over(now):
+            self.lease_pending = True
+            self.last_lease_attempt = now
+            return [Action(ActionKind.RENEW_LEASE, self.group, term=self.term)]
+        return []
+
+    def _decide_standby(self, now: float) -> list[Action]:
+        if self.lease_pending:
+            return []
+        if self.lease is None:
+            if self._retry_wait_over(now):
+                self.lease_pending = True
+                self.last_lease_attempt = now
+                return [Action(ActionKind.READ_LEASE, self.group)]
+            return []
+        live = self.live_peers(now)
+        if any(view.active for view in live.values()):
+            return []
+        if self.lease.holder == self.node:
+            # restarted holder: nobody else held the Lease in between, take the VIPs back at once
+            return self._try_acquire(now)
+        # give every peer a chance to be heard before deciding that nobody is active
+        if now - self.started_at < self.timing.dead_after:
+            return []
+        lease = self.lease
+        if lease.holder and not lease.expired and not self._seen_die(lease, now):
+            # The holder was never heard active in its current term (we started after it went quiet, we
+            # lost the Lease to it across a cut link, or it is not a configured peer). A silent holder
+            # might be alive behind a partition: only the Lease running out frees the group. Re-read it.
+            reread_due = now - (self.last_lease_attempt or 0.0) >= self.timing.renew_interval
+            if reread_due and self._retry_wait_over(now):
+                self.lease_pending = True
+                self.last_lease_attempt = now
+                return [Action(ActionKind.READ_LEASE, self.group)]
+            return []
+        silent_since = self._silent_since(now)
+        candidates = [self.node, *(peer for peer, view in live.items() if not view.active)]
+        position = preference_order(self.group, candidates).index(self.node)
+        if now - silent_since < position * self.timing.takeover_stagger:
+            return []
+        return self._try_acquire(now)
+
+    def _seen_die(self, lease: LeaseView, now: float) -> bool:
+        """Heard the Lease holder claim active in its current term, then silent for ``dead_after``."""
+        view = self.peer_views.get(lease.holder)
+        if view is None or not view.active or view.term != lease.transitions:
+            return False
+        return now - view.last_heard >= self.timing.dead_after
+
+    def _silent_since(self, now: float) -> float:
+        """When the group was last seen with an active director (or our start if never)."""
+        last_active = max(
+            (view.last_heard for view in self.peer_views.values() if view.active), default=self.started_at
+        )
+        return max(last_active + self.timing.dead_after, self.started_at + self.timing.dead_after)
+
+    def _try_acquire(self, now: float) -> list[Action]:
+        if not self._retry_wait_over(now):
+            return []
+        self.lease_pending = True
+        self.last_lease_attempt = now
+        return [Action(ActionKind.ACQUIRE_LEASE, self.group, expected=self.lease)]

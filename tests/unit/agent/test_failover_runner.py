@@ -1,0 +1,89 @@
+"""Two failover runners in one event loop, heartbeating over real UDP on loopback and sharing a file
+Lease store: one takes the VIP, and when it dies the other takes over within the detection time."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+from agent_fakes import FakeVipAddresses
+from lvs_agent.failover.lease import FileLeaseStore
+from lvs_agent.failover.machine import FailoverTiming, Role
+from lvs_agent.failover.runner import FailoverRunner, Peer
+
+VIP = "203.0.113.10"
+GROUP = VIP
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until(predicate: object, timeout: float) -> float:
+    assert callable(predicate)
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+async def test_one_active_then_takeover_after_the_active_dies(tmp_path: Path) -> None:
+    ports = {"director-a": free_udp_port(), "director-b": free_udp_port()}
+    peers = [Peer(node, "127.0.0.1", port) for node, port in ports.items()]
+    store = FileLeaseStore(tmp_path, duration_seconds=10)
+    vips = {node: FakeVipAddresses() for node in ports}
+    timing = FailoverTiming()
+    runners = {
+        node: FailoverRunner(node=node, peers=peers, secret=b"s3cret", lease_store=store, vips=vips[node],
+                             timing=timing, bind=("127.0.0.1", port))
+        for node, port in ports.items()
+    }
+    for runner in runners.values():
+        runner.set_groups({GROUP: frozenset({VIP})})
+    tasks = {node: asyncio.create_task(runner.run()) for node, runner in runners.items()}
+    try:
+        await wait_until(lambda: any(VIP in fake.vips for fake in vips.values()), timeout=3)
+        await asyncio.sleep(0.5)
+        holders = [node for node, fake in vips.items() if VIP in fake.vips]
+        assert len(holders) == 1
+        [active] = holders
+        [standby] = [node for node in ports if node != active]
+        assert runners[active].status()[GROUP].role is Role.ACTIVE
+        assert runners[standby].status()[GROUP].role is Role.STANDBY
+        assert vips[active].announced.count(VIP) >= 1
+        tasks[active].cancel()  # the active director dies (its VIP stays behind, as after a crash)
+        gap = await wait_until(lambda: VIP in vips[standby].vips, timeout=3)
+        assert gap < timing.dead_after + 0.2, gap
+        assert runners[standby].status()[GROUP].term == 1
+        assert (await store.read(GROUP)).holder == standby
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+async def test_a_wrong_secret_is_not_a_peer(tmp_path: Path) -> None:
+    ports = {"director-a": free_udp_port(), "director-b": free_udp_port()}
+    peers = [Peer(node, "127.0.0.1", port) for node, port in ports.items()]
+    store = FileLeaseStore(tmp_path, duration_seconds=10)
+    runners = {
+        node: FailoverRunner(node=node, peers=peers, secret=node.encode(), lease_store=store,
+                             vips=FakeVipAddresses(), bind=("127.0.0.1", port))
+        for node, port in ports.items()
+    }
+    for runner in runners.values():
+        runner.set_groups({GROUP: frozenset({VIP})})
+    tasks = [asyncio.create_task(runner.run()) for runner in runners.values()]
+    try:
+        await asyncio.sleep(0.5)
+        assert all(not runner.machines[GROUP].live_peers(time.monotonic()) for runner in runners.values())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
