@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from lark import Lark, Token, Tree
+
 from lvs_cli.importer.diagnostics import Diagnostics
 from lvs_cli.importer.syntax import Directive, child_trees, parse_with, unquote
 

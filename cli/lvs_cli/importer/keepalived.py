@@ -26,8 +26,8 @@ _SCHEDULER_FLAGS = {
     "sh-fallback": "sh-fallback",
     "mh-port": "mh-port",
     "mh-fallback": "mh-fallback",
-    "ops": "ops",
 }
+_TUNNEL_CHECKSUMS = {"nocsum": "None", "csum": "Checksum", "remcsum": "RemoteChecksum"}
 _CHECKERS = {
     "TCP_CHECK",
     "HTTP_GET",
@@ -207,7 +207,7 @@ class KeepalivedInterpreter:
                     "scripts; watch the VirtualService status and events instead)",
                 )
             elif key in {"lvs_sync_daemon_interface", "sync_daemon"}:
-                self.config.sync_daemon = True
+                self.config.sync_daemon_line = item.line
             else:
                 self.warn(item.line, f"vrrp_instance {director.name}: unknown keyword '{key}': ignored")
         self.config.directors.append(director)
@@ -259,7 +259,7 @@ class KeepalivedInterpreter:
                 self.values.arity(item, 1, 1)
                 virtual.scheduler = item.args[0].lower()
             elif key in {"lb_kind", "lvs_method"}:
-                virtual.forwarding = self.method(item)
+                virtual.forwarding = self.method(item, virtual)
             elif key == "persistence_timeout":
                 virtual.persistence_timeout = self.values.integer(item, minimum=1) if item.args else 360
             elif key == "persistence_granularity":
@@ -278,6 +278,8 @@ class KeepalivedInterpreter:
                 if len(item.args) == 2:
                     sorry.port = self.values.port(item, 1)
                 virtual.sorry_servers.append(sorry)
+            elif key == "ops":
+                virtual.one_packet = True
             elif key in _SCHEDULER_FLAGS:
                 virtual.scheduler_flags.append(_SCHEDULER_FLAGS[key])
             elif key in {"flag-1", "flag-2", "flag-3"}:
@@ -321,7 +323,7 @@ class KeepalivedInterpreter:
         for server in virtual.servers:
             if server.check is not None:
                 if server.check.interval_seconds is None and delay_loop is not None:
-                    server.check.interval_seconds = max(1, round(delay_loop))
+                    server.check.interval_seconds = delay_loop
                 if server.check.kind in {CheckKind.HTTP, CheckKind.HTTPS} and server.check.host is None:
                     server.check.host = vs_host
             if server.forwarding is not None and server.forwarding != virtual.forwarding:
@@ -333,31 +335,45 @@ class KeepalivedInterpreter:
                 )
             if server.quiesce_on_failure:
                 virtual.quiesce_on_failure = True
-        if delay_loop is not None and delay_loop != round(delay_loop):
-            self.warn(self._line_of(block, "delay_loop"), f"delay_loop {delay_loop} rounded to whole seconds")
         self.merge_checks(virtual)
         return virtual
 
-    @staticmethod
-    def _line_of(block: Directive, keyword: str) -> int:
-        return next((item.line for item in block.blocks() if item.keyword == keyword), block.line)
-
-    def method(self, item: Directive) -> Forwarding:
+    def method(self, item: Directive, virtual: VirtualServer | None = None) -> Forwarding:
+        """`lvs_method NAT|DR|TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]` (keepalived 2.x)."""
         self.values.arity(item, 1)
         method = _METHODS.get(item.args[0].upper())
         if method is None:
             raise self.diagnostics.error(
                 item.line, f"'{item.keyword}' must be NAT, DR or TUN, got {item.args[0]!r}"
             )
-        if len(item.args) > 1:
-            self.warn(item.line, f"tunnel options '{' '.join(item.args[1:])}' dropped: the service uses IPIP")
+        options = list(item.args[1:])
+        if options and (method is not Forwarding.TUNNEL or virtual is None):
+            self.warn(item.line, f"options '{' '.join(options)}' after {item.args[0]} dropped")
+            return method
+        while options and virtual is not None:
+            word = options.pop(0).lower()
+            if word == "type" and options:
+                tunnel_type = options.pop(0).upper()
+                if tunnel_type not in {"IPIP", "GUE", "GRE"}:
+                    raise self.diagnostics.error(
+                        item.line, f"tunnel type must be ipip, gue or gre, got {tunnel_type!r}"
+                    )
+                virtual.tunnel_type = tunnel_type
+            elif word == "port" and options:
+                virtual.tunnel_port = self.values.port(item, text=options.pop(0))
+            elif word in _TUNNEL_CHECKSUMS:
+                virtual.tunnel_checksum = _TUNNEL_CHECKSUMS[word]
+            else:
+                raise self.diagnostics.error(item.line, f"unexpected tunnel option {word!r}")
         return method
 
     def real_server(self, block: Directive, virtual: VirtualServer) -> RealServer:
         self.values.arity(block, 1, 2)
         server = RealServer(address=self.values.ip(block, 0), line=block.line)
         if len(block.args) == 2:
-            server.port = self.values.port(block, 1)
+            # port 0 is how fwmark services spell "the port the packet had"
+            port = self.values.integer(block, 1, maximum=65535)
+            server.port = port or None
         checks: list[HealthCheck] = []
         for item in block.blocks():
             key = item.keyword
@@ -377,11 +393,10 @@ class KeepalivedInterpreter:
                     f"real_server {server.address}: '{key}' dropped (no hooks; member health is "
                     "reported in the VirtualService status and as events)",
                 )
-            elif key in {"uthreshold", "lthreshold"}:
-                self.warn(
-                    item.line,
-                    f"real_server {server.address}: '{key}' dropped (no connection thresholds in the import)",
-                )
+            elif key == "uthreshold":
+                server.upper_threshold = self.values.integer(item, maximum=65535)
+            elif key == "lthreshold":
+                server.lower_threshold = self.values.integer(item, maximum=65535)
             elif key in {"alpha", "delay_loop", "retry", "delay_before_retry", "connect_timeout", "warmup"}:
                 self.warn(
                     item.line,
@@ -434,13 +449,13 @@ class KeepalivedInterpreter:
                     continue
                 self.url(item, check)
             elif key == "connect_timeout" or (key == "misc_timeout" and kind is CheckKind.EXEC):
-                check.timeout_seconds = max(1, round(self.values.seconds(item)))
+                check.timeout_seconds = self.values.seconds(item)
             elif key == "connect_port":
                 check.port = self.values.port(item)
             elif key in {"nb_get_retry", "retry"}:
                 retries = self.values.integer(item)
             elif key == "delay_loop":
-                check.interval_seconds = max(1, round(self.values.seconds(item)))
+                check.interval_seconds = self.values.seconds(item)
             elif key == "delay_before_retry":
                 self.warn(
                     item.line,
@@ -452,7 +467,11 @@ class KeepalivedInterpreter:
                 check.host = item.args[0]
             elif key == "misc_path" and kind is CheckKind.EXEC:
                 self.values.arity(item, 1)
-                check.command = " ".join(item.args).split()
+                # scripts usually name their real server: make that the placeholder so that one check
+                # (with the member address from the environment) serves every member
+                check.command = [
+                    "%h" if word == server.address else word for word in " ".join(item.args).split()
+                ]
             elif key == "misc_dynamic":
                 self.warn(
                     item.line,

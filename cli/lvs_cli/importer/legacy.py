@@ -30,8 +30,8 @@ class HealthCheck:
 
     kind: CheckKind
     line: int
-    interval_seconds: int | None = None
-    timeout_seconds: int | None = None
+    interval_seconds: float | None = None
+    timeout_seconds: float | None = None
     rise: int | None = None
     fall: int | None = None
     port: int | None = None
@@ -76,6 +76,8 @@ class RealServer:
     check: HealthCheck | None = None
     quiesce_on_failure: bool = False
     forwarding: Forwarding | None = None  # keepalived allows lb_kind per real server
+    upper_threshold: int = 0
+    lower_threshold: int = 0
 
 
 @dataclass
@@ -97,6 +99,10 @@ class VirtualServer:
     scheduler: str = "wlc"
     scheduler_flags: list[str] = field(default_factory=list)
     forwarding: Forwarding = Forwarding.NAT
+    tunnel_type: str | None = None  # IPIP / GUE / GRE
+    tunnel_port: int | None = None
+    tunnel_checksum: str | None = None  # None / Checksum / RemoteChecksum
+    one_packet: bool = False
     persistence_timeout: int | None = None
     persistence_netmask: str | None = None
     check: HealthCheck | None = None
@@ -138,4 +144,4 @@ class LegacyConfig:
     directors: list[Director] = field(default_factory=list)
     failover: Failover | None = None
     nat_router: tuple[str, int] | None = None  # (address[/mask], line): the real servers' gateway
-    sync_daemon: bool = False
+    sync_daemon_line: int | None = None  # where connection sync was switched on

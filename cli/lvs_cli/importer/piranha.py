@@ -154,7 +154,8 @@ class PiranhaInterpreter:
             elif key == "nat_nmask":
                 self.values.netmask(directive)
             elif key == "syncdaemon":
-                self.config.sync_daemon = self.values.flag(directive)
+                if self.values.flag(directive):
+                    self.config.sync_daemon_line = directive.line
             elif key == "monitor_links":
                 if self.values.flag(directive):
                     self.warn(

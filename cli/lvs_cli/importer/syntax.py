@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
 from lvs_cli.importer.diagnostics import Diagnostics
 
 

@@ -1,0 +1,87 @@
+"""`lvs-operator import FILE`: print manifests on stdout, warnings on stderr; exit 2 on malformed input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO, cast
+
+from lvs_cli.importer import ConfigError, Format, ImportOptions, convert, to_yaml
+from lvs_cli.importer.mapper import DEFAULT_DIRECTOR_LABEL
+from lvs_cli.importer.names import dns1123
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="lvs.cf (Piranha / pulse) or keepalived.conf; '-' reads stdin")
+    parser.add_argument(
+        "--format",
+        choices=["lvs.cf", "keepalived"],
+        default=None,
+        help="input format (default: guessed from the file name, then the content)",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default="default",
+        help="namespace of the VirtualServices and pools (default: default)",
+    )
+    parser.add_argument(
+        "--director-label",
+        default="=".join(DEFAULT_DIRECTOR_LABEL),
+        metavar="KEY=VALUE",
+        help="node label the directors carry (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-vip-pool", action="store_true", help="do not emit a VIPPool covering the VIPs (cluster-scoped)"
+    )
+    parser.add_argument("-o", "--output", default="-", help="write the manifests here (default: stdout)")
+
+
+def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    path: str = args.file
+    key, sep, value = str(args.director_label).partition("=")
+    if not sep or not key:
+        print(
+            f"lvs-operator import: --director-label must be KEY=VALUE, got {args.director_label!r}", file=err
+        )
+        return EXIT_BAD_INPUT
+    namespace = str(args.namespace)
+    if dns1123(namespace) != namespace:
+        print(f"lvs-operator import: {namespace!r} is not a valid namespace name", file=err)
+        return EXIT_BAD_INPUT
+    try:
+        text = sys.stdin.read() if path == "-" else _read(path)
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"lvs-operator import: cannot read {path}: {error}", file=err)
+        return EXIT_BAD_INPUT
+    display = "<stdin>" if path == "-" else path
+    options = ImportOptions(namespace=namespace, director_label=(key, value), vip_pool=not args.no_vip_pool)
+    try:
+        result, warnings = convert(display, text, options, cast("Format | None", args.format))
+    except ConfigError as error:
+        print(str(error), file=err)
+        return EXIT_BAD_INPUT
+    for warning in warnings:
+        print(str(warning), file=err)
+    document = to_yaml(result)
+    if args.output == "-":
+        out.write(document)
+    else:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(document)
+    print(
+        f"{display}: {result.count('VirtualService')} VirtualService, {result.count('RealServerPool')} "
+        f"RealServerPool, {result.count('VIPPool')} VIPPool, {len(warnings)} warning(s)",
+        file=err,
+    )
+    return EXIT_OK
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
