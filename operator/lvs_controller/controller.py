@@ -1,0 +1,129 @@
+"""The controller's core loop: watch events update the cache, the dependency index turns them into
+VirtualService keys, and workers reconcile each key from the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from lvs_kube import ApiError, KubeClient
+from lvs_kube import resources as res
+
+from lvs_controller import metrics
+from lvs_controller.reconciler import Reconciler
+from lvs_controller.workqueue import WorkQueue
+from lvs_controller.world import Kind, ObjectKey
+
+logger = logging.getLogger("lvs_controller")
+
+RESOURCES: dict[Kind, res.Resource] = {
+    Kind.VIRTUAL_SERVICE: res.VIRTUAL_SERVICE,
+    Kind.REAL_SERVER_POOL: res.REAL_SERVER_POOL,
+    Kind.VIP_POOL: res.VIP_POOL,
+    Kind.RESOLVED_SERVICE: res.RESOLVED_SERVICE,
+    Kind.DIRECTOR_REPORT: res.DIRECTOR_REPORT,
+    Kind.SERVICE: res.SERVICE,
+    Kind.ENDPOINT_SLICE: res.ENDPOINT_SLICE,
+    Kind.POD: res.POD,
+    Kind.NODE: res.NODE,
+    Kind.NAMESPACE: res.NAMESPACE,
+}
+
+
+class Controller:
+    def __init__(self, reconciler: Reconciler, *, workers: int = 8, resync_seconds: float = 0.0) -> None:
+        self.world = reconciler.world
+        self.reconciler = reconciler
+        self.queue: WorkQueue[ObjectKey] = WorkQueue()
+        self.workers = workers
+        self.resync_seconds = resync_seconds
+        self.primed = asyncio.Event()
+        reconciler.on_written = self.record_write
+
+    @property
+    def client(self) -> KubeClient:
+        return self.reconciler.client
+
+    def observe(self, kind: Kind, event_type: str | None, obj: Mapping[str, Any]) -> None:
+        """One watch event: update the cache and queue every VirtualService it may change."""
+        previous, current = self.world.apply_event(kind, event_type, obj)
+        if previous is current:
+            return  # stale event (or the echo of our own write): the cache already holds it
+        metrics.CACHED_OBJECTS.labels(kind.value).set(self.world.count(kind))
+        affected = self.reconciler.index.update(self.world, kind, previous, current)
+        if not self.primed.is_set():
+            return  # everything is queued once priming finishes
+        for key in affected:
+            self.queue.add(key)
+        metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def record_write(
+        self, kind: Kind, event_type: str, obj: Mapping[str, Any], source: ObjectKey, affects_others: bool
+    ) -> None:
+        """A write's response goes into the cache at once; only others it may affect are queued."""
+        previous, current = self.world.apply_event(kind, event_type, obj)
+        if previous is current:
+            return
+        affected = self.reconciler.index.update(self.world, kind, previous, current)
+        if affects_others:
+            for key in affected - {source}:
+                self.queue.add(key)
+
+    async def prime(self) -> None:
+        """List every watched kind before the first reconcile, so that no decision is taken on a partial
+        view (a restart must not flag a VirtualService PoolNotFound because pools were not listed yet)."""
+        for kind, resource in RESOURCES.items():
+            while True:
+                try:
+                    listed = await self.client.list(resource)
+                    break
+                except ApiError as error:
+                    if error.status == 404:  # kind not served (e.g. CRD not installed yet)
+                        listed = None
+                        break
+                    logger.warning("listing %s failed: %s", kind.value, error)
+                    await asyncio.sleep(1.0)
+            for item in listed.items if listed else []:
+                previous, current = self.world.apply_event(kind, "ADDED", item)
+                if previous is not current:
+                    self.reconciler.index.update(self.world, kind, previous, current)
+            metrics.CACHED_OBJECTS.labels(kind.value).set(self.world.count(kind))
+        self.primed.set()
+        for key, _ in self.world.items(Kind.VIRTUAL_SERVICE):
+            self.queue.add(key)
+        logger.info("cache primed", extra={"virtualServices": self.world.count(Kind.VIRTUAL_SERVICE)})
+
+    async def _process(self, key: ObjectKey) -> None:
+        started = time.perf_counter()
+        metrics.IN_FLIGHT.inc()
+        try:
+            requeue_after = await self.reconciler.reconcile(key)
+            metrics.RECONCILES.labels("ok").inc()
+        except Exception as error:
+            metrics.RECONCILES.labels("error").inc()
+            metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
+            logger.exception("reconcile failed", extra={"object": f"VirtualService {key[0]}/{key[1]}"})
+            requeue_after = 2.0
+        finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            metrics.QUEUE_DEPTH.set(len(self.queue))
+        if requeue_after is not None:
+            asyncio.get_running_loop().call_later(requeue_after, self.queue.add, key)
+
+    async def run_workers(self) -> None:
+        await self.primed.wait()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.queue.run_workers(self.workers, self._process))
+            if self.resync_seconds > 0:
+                group.create_task(self._resync())
+
+    async def _resync(self) -> None:
+        """Requeue everything now and then: no writes unless something drifted; catches lost events."""
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for key, _ in self.world.items(Kind.VIRTUAL_SERVICE):
+                self.queue.add(key)

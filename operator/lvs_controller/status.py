@@ -1,0 +1,247 @@
+"""Status folding (pure): validation outcome + ResolvedService + DirectorReports -> VirtualService status.
+
+kstatus-compatible: ``status.observedGeneration`` and every condition's ``observedGeneration`` follow
+``metadata.generation``, and ``Ready`` says whether the current generation is in effect, so
+``kubectl wait --for=condition=Ready`` and Flux health checks work without custom code.
+A condition's ``lastTransitionTime`` only moves when its status changes, so an unchanged situation folds
+to a byte-identical status and causes no write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lvs_api.models import ServiceReport
+from pydantic import ValidationError
+
+from lvs_controller.validation import ConflictFinding, Problem
+
+JsonObject = dict[str, Any]
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the reconcile found, before looking at the directors."""
+
+    generation: int
+    problems: list[Problem]  # empty: the current spec is accepted
+    conflict: ConflictFinding | None
+    programmed_generation: int | None  # acceptedGeneration of the ResolvedService, None if none exists
+    resolved_members: int  # members that take new connections (not draining)
+    has_fallback: bool
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class DirectorView:
+    node: str
+    report: ServiceReport
+
+
+@dataclass
+class DirectorFold:
+    """The directors' reports about one VirtualService, summarised."""
+
+    views: list[DirectorView] = field(default_factory=list)
+    activations: int = 0
+    active_since: str | None = None
+
+    @property
+    def active(self) -> list[str]:
+        return sorted(view.node for view in self.views if view.report.active)
+
+
+def report_node(report: Mapping[str, Any]) -> str:
+    spec = report.get("spec") or {}
+    return str(spec.get("nodeName") or (report.get("metadata") or {}).get("name") or "")
+
+
+def fold_reports(
+    service_key: str, vip: str, vip_group: str, reports: Iterable[Mapping[str, Any]]
+) -> DirectorFold:
+    """Collect each director's entry for ``service_key`` ("namespace/name") and its VIP group's failovers."""
+    fold = DirectorFold()
+    active_since: list[tuple[str, str]] = []
+    for report in reports:
+        status = report.get("status") or {}
+        node = report_node(report)
+        entry = (status.get("services") or {}).get(service_key)
+        if isinstance(entry, dict):
+            with contextlib.suppress(ValidationError):
+                fold.views.append(DirectorView(node, ServiceReport.model_validate(entry)))
+        for group in status.get("vipGroups") or []:
+            if group.get("name") == vip_group or vip in (group.get("vips") or []):
+                fold.activations += int(group.get("failovers") or 0)
+                if group.get("role") == "Active" and group.get("since"):
+                    active_since.append((str(group["since"]), node))
+    fold.views.sort(key=lambda view: view.node)
+    if active_since:
+        fold.active_since = max(active_since)[0]
+    return fold
+
+
+def _condition(  # noqa: PLR0917
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    previous: Mapping[str, JsonObject],
+    now: str,
+) -> JsonObject:
+    text = "True" if status else "False"
+    before = previous.get(kind)
+    transition = now
+    if before is not None and before.get("status") == text and before.get("lastTransitionTime"):
+        transition = str(before["lastTransitionTime"])
+    return {
+        "type": kind,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": transition,
+    }
+
+
+def desired_status(
+    evaluation: Evaluation,
+    fold: DirectorFold,
+    previous_status: Mapping[str, Any] | None,
+    now: str | None = None,
+) -> JsonObject:
+    """The full status the controller wants on the VirtualService."""
+    now = now or now_rfc3339()
+    previous_status = previous_status or {}
+    previous = {str(c.get("type")): c for c in previous_status.get("conditions") or [] if isinstance(c, dict)}
+    generation = evaluation.generation
+    conditions: list[JsonObject] = []
+
+    def add(kind: str, status: bool, reason: str, message: str) -> None:
+        conditions.append(_condition(kind, status, reason, message, generation, previous, now))
+
+    # Accepted / Conflict
+    if evaluation.accepted:
+        add("Accepted", True, "Accepted", "spec is valid and its VIP, ports and pool are available")
+    else:
+        first = evaluation.problems[0]
+        extra = f" (and {len(evaluation.problems) - 1} more)" if len(evaluation.problems) > 1 else ""
+        add("Accepted", False, first.reason, first.text() + extra)
+    if evaluation.conflict is not None:
+        add("Conflict", True, evaluation.conflict.problem().reason, evaluation.conflict.problem().text())
+    else:
+        add("Conflict", False, "NoConflict", "no other VirtualService claims these ports or firewall mark")
+
+    # Programmed: every director that serves it programmed the accepted generation.
+    relevant = [view for view in fold.views if view.report.reason != "NotSelected"]
+    target_generation = evaluation.programmed_generation
+    good = [
+        view
+        for view in relevant
+        if view.report.programmed
+        and target_generation is not None
+        and view.report.accepted_generation in (None, target_generation)
+    ]
+    failing = [view for view in relevant if view not in good]
+    programmed = False
+    if target_generation is None:
+        add("Programmed", False, "NotAccepted", "nothing is programmed until a spec is accepted")
+    elif not relevant:
+        add("Programmed", False, "Pending", "no director has reported this service yet")
+    elif not good:
+        view = failing[0]
+        reason = (
+            view.report.reason if view.report.reason and view.report.reason != "Programmed" else "Pending"
+        )
+        detail = view.report.message or f"generation {target_generation} not programmed yet"
+        add("Programmed", False, reason, f"director {view.node}: {detail}")
+    else:
+        programmed = True
+        add("Programmed", True, "Programmed", f"programmed on {', '.join(view.node for view in good)}")
+
+    # Members and the active director.
+    active = fold.active
+    source = next((view for view in good if view.report.active), None) or (good[0] if good else None)
+    healthy = source.report.healthy_members if source else 0
+    total = source.report.total_members if source else evaluation.resolved_members
+
+    current_generation_in_effect = evaluation.accepted and target_generation == generation
+    if not evaluation.accepted:
+        ready = (False, "SpecRejected", "the current spec is not accepted (see the Accepted condition)")
+    elif not current_generation_in_effect:
+        ready = (False, "Pending", "the accepted spec has not been published yet")
+    elif not programmed:
+        ready = (False, "NotProgrammed", "no director has programmed this service yet")
+    elif not active:
+        ready = (False, "NoActiveDirector", "no director holds the VIP")
+    elif healthy == 0 and not evaluation.has_fallback:
+        ready = (False, "NoHealthyMembers", f"0 of {total} members pass their health check")
+    else:
+        ready = (True, "Ready", f"active on {active[0]}, {healthy}/{total} members healthy")
+    add("Ready", *ready)
+
+    degraded: list[tuple[str, str]] = []
+    if not evaluation.accepted and target_generation is not None:
+        degraded.append(
+            ("LastGoodSpecActive", f"generation {target_generation} stays programmed until the spec is fixed")
+        )
+    if failing and good:
+        degraded.append(
+            (
+                "ProgrammingFailed",
+                f"director {failing[0].node}: {failing[0].report.message or failing[0].report.reason}",
+            )
+        )
+    if len(active) > 1:
+        degraded.append(
+            ("MultipleActiveDirectors", f"directors {', '.join(active)} all report the VIP as active")
+        )
+    if programmed and healthy == 0 and evaluation.has_fallback and total > 0:
+        degraded.append(("FallbackActive", "no member is healthy; the fallback servers take the traffic"))
+    elif programmed and healthy < total:
+        degraded.append(("MembersUnhealthy", f"{total - healthy} of {total} members fail their health check"))
+    if degraded:
+        add("Degraded", True, degraded[0][0], "; ".join(message for _, message in degraded))
+    else:
+        add("Degraded", False, "AsExpected", "no known problem")
+
+    failovers = max(0, fold.activations - 1)
+    status: JsonObject = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "activeDirector": active[0] if active else None,
+        "healthyMembers": healthy,
+        "totalMembers": total,
+        "readyMembers": f"{healthy}/{total}",
+        "failoverCount": failovers,
+        "lastFailoverTime": fold.active_since if failovers > 0 else previous_status.get("lastFailoverTime"),
+    }
+    return status
+
+
+STATUS_FIELDS = (
+    "observedGeneration",
+    "conditions",
+    "activeDirector",
+    "healthyMembers",
+    "totalMembers",
+    "readyMembers",
+    "failoverCount",
+    "lastFailoverTime",
+)
+
+
+def status_differs(desired: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    current = current or {}
+    return any(desired.get(name) != current.get(name) for name in STATUS_FIELDS)
