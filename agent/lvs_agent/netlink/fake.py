@@ -118,7 +118,7 @@ class FakeIpvsKernel:
             return code
         if entry is None:
             return errno.ESRCH
-        config, dests = entry
+        _, dests = entry
         if op.kind == OpKind.EDIT_SERVICE:
             code = self._check_service_config(op.service, op.service_config)
             if not code and op.service_config is not None:
