@@ -176,10 +176,8 @@ def _compiled_regex(pattern: str) -> re.Pattern[bytes]:
     return re.compile(pattern.encode())
 
 
-@functools.lru_cache(maxsize=2)
-def client_ssl_context(verify: bool) -> ssl.SSLContext:
-    if verify:
-        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+def unverified_ssl_context() -> ssl.SSLContext:
+    """TLS without certificate checks (``tls_verify: false``): members are often addressed by IP."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -315,7 +313,10 @@ class _HttpCheckProtocol(asyncio.Protocol):
             self._check_body(complete=True)
 
 
-async def probe_http(address: str, port: int, spec: HttpProbe, timeout: float) -> ProbeResult:
+async def probe_http(
+    address: str, port: int, spec: HttpProbe, timeout: float, tls_context: ssl.SSLContext | None = None
+) -> ProbeResult:
+    """One HTTP(S) check; ``tls_context`` is required when ``spec.tls`` is set."""
     loop = asyncio.get_running_loop()
     transport: asyncio.Transport | None = None
     try:
@@ -328,11 +329,12 @@ async def probe_http(address: str, port: int, spec: HttpProbe, timeout: float) -
             connected.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             try:
                 if spec.tls:
+                    assert tls_context is not None, "HTTPS probe without a TLS context"
                     server_name = spec.sni or spec.host or (address if spec.tls_verify else "")
                     transport, _ = await loop.create_connection(
                         lambda: protocol,
                         sock=connected,
-                        ssl=client_ssl_context(spec.tls_verify),
+                        ssl=tls_context,
                         server_hostname=server_name,
                         ssl_handshake_timeout=timeout,
                     )
@@ -471,23 +473,41 @@ class NetworkProber:
 
     Exec checks run only when ``allow_exec`` is on; otherwise they fail with :data:`EXEC_DISABLED_REASON`
     (the engine refuses to schedule them in the first place; this is the second lock).
+    ``verify_context`` is used for HTTPS checks with ``tls_verify``: by default the system CAs; pass a
+    context loaded with the cluster's CA bundle where members carry internal certificates. At most
+    ``max_exec`` exec checks run at once.
     """
 
-    def __init__(self, allow_exec: bool = False) -> None:
+    def __init__(
+        self, allow_exec: bool = False, verify_context: ssl.SSLContext | None = None, max_exec: int = 16
+    ) -> None:
         self.allow_exec = allow_exec
+        self._verify_context = verify_context or ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self._unverified_context = unverified_ssl_context()
+        self._max_exec = max_exec
+        self._exec_slots: asyncio.Semaphore | None = None
 
     def probe(self, address: str, port: int, spec: ProbeSpec, timeout: float) -> Awaitable[ProbeResult]:
         if isinstance(spec, TcpProbe):
             return tcp_connect_check(asyncio.get_running_loop(), address, port, timeout)
         if isinstance(spec, HttpProbe):
-            return probe_http(address, port, spec, timeout)
+            context = None
+            if spec.tls:
+                context = self._verify_context if spec.tls_verify else self._unverified_context
+            return probe_http(address, port, spec, timeout, context)
         if isinstance(spec, DnsProbe):
             return probe_dns(address, port, spec, timeout)
         if isinstance(spec, UdpProbe):
             return probe_udp(address, port, spec, timeout)
         if not self.allow_exec:
             return _ready(ProbeResult(False, EXEC_DISABLED_REASON))
-        return probe_exec(address, port, spec, timeout)
+        return self._limited_exec(address, port, spec, timeout)
+
+    async def _limited_exec(self, address: str, port: int, spec: ExecProbe, timeout: float) -> ProbeResult:
+        if self._exec_slots is None:
+            self._exec_slots = asyncio.Semaphore(self._max_exec)
+        async with self._exec_slots:
+            return await probe_exec(address, port, spec, timeout)
 
 
 def _ready(result: ProbeResult) -> Awaitable[ProbeResult]:
