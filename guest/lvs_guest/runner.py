@@ -11,6 +11,7 @@ directory `GuestRun.out_dir` while the run is open.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shlex
 import shutil
@@ -68,8 +69,19 @@ class GuestResult:
         return self
 
 
-def _processes_in_group(group: int) -> list[int]:
-    found: list[int] = []
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Orphans of the guest (UML's per-process helpers killed with it) become our children, so we can reap
+    them: otherwise they wait as zombies for the host's PID 1, which may be slow to collect them."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _group_members(group: int) -> list[tuple[int, str, int]]:
+    """(pid, state, parent pid) of every process in the group, zombies included."""
+    found: list[tuple[int, str, int]] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -77,20 +89,28 @@ def _processes_in_group(group: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        # Field 5 (pgrp) comes after the parenthesised command name, which may itself contain spaces.
+        # Fields after the parenthesised command name (which may contain spaces): state, ppid, pgrp, ...
         fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and int(fields[2]) == group:
-            found.append(int(entry))
+            found.append((int(entry), fields[0], int(fields[1])))
     return found
 
 
 def _kill_group(group: int, grace_seconds: float = 5.0) -> list[int]:
-    """SIGKILL the whole process group (UML runs one host process per guest process); return survivors."""
+    """SIGKILL the whole process group (UML runs one host process per guest process), reap what became
+    ours, and return the pids still alive after the grace period (none, normally)."""
     deadline = time.monotonic() + grace_seconds
+    me = os.getpid()
     while True:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
-        alive = _processes_in_group(group)
+        alive: list[int] = []
+        for pid, state, parent in _group_members(group):
+            if state != "Z":
+                alive.append(pid)
+            elif parent == me and pid != group:  # the leader is Popen's to reap
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
@@ -145,6 +165,7 @@ class GuestRun:
                 )
             )
             argv = self.backend.argv(self._control_dir, self.memory_mib, self.debug)
+            _become_subreaper()
             self._started_at = time.monotonic()
             # Own session: the whole guest (UML forks a host process per guest process) is one group.
             self._process = subprocess.Popen(
