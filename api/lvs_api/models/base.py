@@ -117,7 +117,7 @@ def _canonical_ip(value: str) -> str:
     if not _IP_RE.match(value):
         raise PydanticCustomError(
             "lvs_ip",
-            "{value!r} is not an IPv4 or IPv6 address",
+            "'{value}' is not an IPv4 or IPv6 address",
             {"value": value, "fix": "use an address such as 192.0.2.10 or 2001:db8::10"},
         )
     return str(ipaddress.ip_address(value))
@@ -136,7 +136,7 @@ def _check_cidr(value: str) -> str:
     if not prefix_ok or not _IP_RE.match(prefix_ok.group(1)):
         raise PydanticCustomError(
             "lvs_cidr",
-            "{value!r} is not a CIDR block",
+            "'{value}' is not a CIDR block",
             {"value": value, "fix": "use address/prefix, e.g. 203.0.113.0/28 or 2001:db8:1::/64"},
         )
     try:
@@ -144,7 +144,7 @@ def _check_cidr(value: str) -> str:
     except ValueError as err:
         raise PydanticCustomError(
             "lvs_cidr",
-            "{value!r} is not a CIDR block: {err}",
+            "'{value}' is not a CIDR block: {err}",
             {
                 "value": value,
                 "err": str(err),
