@@ -1,0 +1,142 @@
+"""Folding validation and director reports into VirtualService status (kstatus-compatible)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lvs_controller.status import Evaluation, desired_status, fold_reports, status_differs
+from lvs_controller.validation import Problem
+
+
+def evaluation(**overrides: Any) -> Evaluation:
+    values: dict[str, Any] = {
+        "generation": 3,
+        "problems": [],
+        "conflict": None,
+        "programmed_generation": 3,
+        "resolved_members": 2,
+        "has_fallback": False,
+    }
+    values.update(overrides)
+    return Evaluation(**values)
+
+
+def report(
+    node: str, entry: dict[str, Any] | None, groups: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": node},
+        "spec": {"nodeName": node},
+        "status": {"services": {"shop/web": entry} if entry else {}, "vipGroups": groups or []},
+    }
+
+
+def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_ready_when_programmed_active_and_healthy() -> None:
+    reports = [
+        report(
+            "n1",
+            {
+                "programmed": True,
+                "acceptedGeneration": 3,
+                "active": True,
+                "healthyMembers": 2,
+                "totalMembers": 2,
+            },
+            [
+                {
+                    "name": "203.0.113.10",
+                    "vips": ["203.0.113.10"],
+                    "role": "Active",
+                    "failovers": 2,
+                    "since": "2026-01-01T00:00:05Z",
+                }
+            ],
+        ),
+        report(
+            "n2",
+            {
+                "programmed": True,
+                "acceptedGeneration": 3,
+                "active": False,
+                "healthyMembers": 2,
+                "totalMembers": 2,
+            },
+            [{"name": "203.0.113.10", "vips": ["203.0.113.10"], "role": "Standby", "failovers": 1}],
+        ),
+    ]
+    fold = fold_reports("shop/web", "203.0.113.10", "203.0.113.10", reports)
+    status = desired_status(evaluation(), fold, None, now="2026-01-01T00:00:00Z")
+    assert conditions(status) == {
+        "Accepted": ("True", "Accepted"),
+        "Conflict": ("False", "NoConflict"),
+        "Programmed": ("True", "Programmed"),
+        "Ready": ("True", "Ready"),
+        "Degraded": ("False", "AsExpected"),
+    }
+    assert all(c["observedGeneration"] == 3 for c in status["conditions"])
+    assert status["observedGeneration"] == 3
+    assert status["activeDirector"] == "n1"
+    assert (status["healthyMembers"], status["totalMembers"], status["readyMembers"]) == (2, 2, "2/2")
+    assert status["failoverCount"] == 2  # three activations in total: the first is not a failover
+    assert status["lastFailoverTime"] == "2026-01-01T00:00:05Z"
+
+
+def test_rejected_spec_is_not_ready_and_degraded_while_last_good_runs() -> None:
+    problem = Problem("VIPNotInPool", "spec.vip", "192.0.2.1 is not inside any VIPPool", "pick another")
+    status = desired_status(
+        evaluation(problems=[problem], programmed_generation=2), fold_reports("shop/web", "v", "v", []), None
+    )
+    found = conditions(status)
+    assert found["Accepted"] == ("False", "VIPNotInPool")
+    assert found["Ready"] == ("False", "SpecRejected")
+    assert found["Degraded"] == ("True", "LastGoodSpecActive")
+    accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
+    assert "spec.vip" in accepted["message"] and "fix:" in accepted["message"]
+
+
+def test_unhealthy_members_and_fallback() -> None:
+    entry = {
+        "programmed": True,
+        "acceptedGeneration": 3,
+        "active": True,
+        "healthyMembers": 0,
+        "totalMembers": 2,
+    }
+    fold = fold_reports("shop/web", "v", "v", [report("n1", entry)])
+    assert conditions(desired_status(evaluation(), fold, None))["Ready"] == ("False", "NoHealthyMembers")
+    with_fallback = desired_status(evaluation(has_fallback=True), fold, None)
+    assert conditions(with_fallback)["Ready"] == ("True", "Ready")
+    assert conditions(with_fallback)["Degraded"] == ("True", "FallbackActive")
+
+
+def test_old_generation_programmed_is_not_programmed() -> None:
+    entry = {
+        "programmed": True,
+        "acceptedGeneration": 2,
+        "active": True,
+        "healthyMembers": 1,
+        "totalMembers": 1,
+    }
+    fold = fold_reports("shop/web", "v", "v", [report("n1", entry)])
+    assert conditions(desired_status(evaluation(), fold, None))["Programmed"][0] == "False"
+
+
+def test_unchanged_inputs_fold_to_the_same_status_and_keep_transition_times() -> None:
+    fold = fold_reports("shop/web", "v", "v", [])
+    first = desired_status(evaluation(), fold, None, now="2026-01-01T00:00:00Z")
+    second = desired_status(evaluation(), fold, first, now="2026-01-02T00:00:00Z")
+    assert not status_differs(second, first)
+    changed = desired_status(
+        evaluation(problems=[Problem("PoolNotFound", "spec.poolRef.name", "x", "y")]),
+        fold,
+        first,
+        now="2026-01-03T00:00:00Z",
+    )
+    assert status_differs(changed, first)
+    times = {c["type"]: c["lastTransitionTime"] for c in changed["conditions"]}
+    assert times["Accepted"] == "2026-01-03T00:00:00Z"
+    assert times["Conflict"] == "2026-01-01T00:00:00Z"
