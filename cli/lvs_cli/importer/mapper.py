@@ -55,6 +55,7 @@ class Manifest:
 
     body: dict[str, Any]
     comments: list[str] = field(default_factory=list)
+    line: int = 1  # where it came from in the legacy file
 
     @property
     def kind(self) -> str:
@@ -105,16 +106,24 @@ class Mapper:
         config = self.config
         failover = config.failover
         if failover is not None:
-            parts = []
-            if failover.heartbeat_interval_seconds is not None:
-                parts.append(f"heartbeat every {failover.heartbeat_interval_seconds:g} s")
-            if failover.dead_after_seconds is not None:
-                parts.append(f"dead after {failover.dead_after_seconds:g} s")
+            interval = failover.heartbeat_interval_seconds
+            dead = failover.dead_after_seconds
+            said = ", ".join(
+                part
+                for part in (
+                    f"heartbeat every {interval:g} s" if interval is not None else "",
+                    f"dead after {dead:g} s" if dead is not None else "",
+                )
+                if part
+            )
+            match = ""
+            if interval and dead:
+                match = f"interval {interval:g} s and missed {max(1, round(dead / interval))} to match; "
             self.warn(
                 failover.line,
-                f"director failover timing ({', '.join(parts)}, from {failover.source}) is an agent setting "
-                "(heartbeat interval and dead interval of the DaemonSet), not part of these objects; "
-                "the agent's defaults detect a dead director in well under a second",
+                f"director failover timing ({said}, {failover.source}) has no per-object field: it is the "
+                f"agent's heartbeat timing ({match}the agent's default, 0.05 s x 3 missed, detects a dead "
+                "director in 150 ms)",
             )
         if config.nat_router is not None:
             address, line = config.nat_router
@@ -123,6 +132,12 @@ class Mapper:
                 f"nat_router {address}: no equivalent; the real servers' gateway address is not moved "
                 "between directors by the operator: keep routing the real servers through the directors "
                 "another way, or use DirectRouting",
+            )
+        if config.sync_daemon_line is not None:
+            self.warn(
+                config.sync_daemon_line,
+                "connection synchronisation (syncdaemon / lvs_sync_daemon_interface) is configured on the "
+                "agent DaemonSet, not per service",
             )
 
     def _vip_groups(self) -> dict[str, str]:
@@ -205,12 +220,16 @@ class Mapper:
         for entry_name, vip, ports, fwmark, line in entries:
             name = self.service_names.claim(entry_name)
             spec = self.service_spec(virtual, vip, ports, fwmark, pool_name)
-            comments = [f"{self.config.path}:{line}: {self._legacy_title(virtual)}"]
-            service_manifests.append(Manifest(self._object("VirtualService", name, spec), comments))
+            where = f" (VIP {vip}{f', fwmark {fwmark}' if fwmark else ''})" if len(entries) > 1 else ""
+            comments = [f"{self.config.path}:{virtual.line}: {self._legacy_title(virtual)}{where}"]
+            body = self._object("VirtualService", name, spec)
+            service_manifests.append(Manifest(body, comments, virtual.line))
             self.vips.setdefault(vip, line)
         pool = self.pool_spec(virtual, entries)
         pool_comment = [f"{self.config.path}:{virtual.line}: real servers of {self._legacy_title(virtual)}"]
-        self.manifests.append(Manifest(self._object("RealServerPool", pool_name, pool), pool_comment))
+        self.manifests.append(
+            Manifest(self._object("RealServerPool", pool_name, pool), pool_comment, virtual.line)
+        )
         self.manifests.extend(service_manifests)
 
     def _legacy_title(self, virtual: VirtualServer) -> str:
@@ -453,6 +472,11 @@ class Mapper:
         elif check.kind is CheckKind.EXEC:
             result["exec"] = {"command": self._command(check)}
             self.exec_checks = True
+            self.warn(
+                check.line,
+                "Exec check: the agent runs it only for VIPs of a VIPPool with allowExecHealthChecks: true"
+                + ("" if self.options.vip_pool else " (--no-vip-pool: make sure yours allows it)"),
+            )
         if fwmark is not None and "port" not in result and check.kind not in {CheckKind.EXEC}:
             self.warn(
                 virtual.line,
@@ -576,7 +600,7 @@ class Mapper:
                 "the agent)."
             )
         body = {"apiVersion": API_VERSION, "kind": "VIPPool", "metadata": {"name": name}, "spec": spec}
-        return Manifest(body, comments)
+        return Manifest(body, comments, min(self.vips.values()))
 
     # --- shared -------------------------------------------------------------------------------------------
     def _object(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -589,16 +613,11 @@ class Mapper:
         try:
             model.model_validate(manifest.body)
         except ValidationError as error:
-            line = (
-                int(manifest.comments[0].split(":")[1])
-                if manifest.comments and ":" in manifest.comments[0]
-                else 1
-            )
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
             )
             raise self.diagnostics.error(
-                line, f"cannot express this as a valid {manifest.kind}: {problems}"
+                manifest.line, f"cannot express this as a valid {manifest.kind}: {problems}"
             ) from None
 
 

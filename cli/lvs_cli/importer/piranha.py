@@ -269,6 +269,11 @@ class PiranhaInterpreter:
                     )
             elif key == "vip_nmask":
                 self.values.netmask(directive)
+                self.warn(
+                    directive.line,
+                    f"vip_nmask = {directive.value}: the agent adds each VIP as a single address (/32, /128) "
+                    "on its own interface; dropped",
+                )
             elif key == "sorry_server":
                 self.values.arity(directive, 1, 2)
                 sorry = RealServer(address=self.values.ip(directive), line=directive.line, name="sorry")

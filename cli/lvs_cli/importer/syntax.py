@@ -97,10 +97,13 @@ _TERMINAL_WORDS = {
     "WORD": "a keyword or value",
     "VALUE": "a value",
     "STRING": "a quoted string",
+    "INCLUDE": "'include'",
 }
 
 
 def _expected_words(expected: set[str]) -> str:
+    if expected == {"LBRACE"}:  # lvs.cf: `key value` without '=' reads as a section header
+        return "'{' to open a section (settings are written `key = value`)"
     words = sorted({_TERMINAL_WORDS.get(name, name) for name in expected})
     return " or ".join(words) if words else "something else"
 
