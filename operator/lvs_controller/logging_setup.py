@@ -35,7 +35,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key in _STANDARD_ATTRIBUTES or key.startswith("_") or key in {"k8s_ref", "k8s_skip"}:
                 continue
-            entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+            if isinstance(value, str | int | float | bool):  # kopf also attaches settings objects: skip those
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, separators=(",", ":"))
@@ -52,3 +53,5 @@ def setup_logging(level: str = "INFO", json_format: bool = True) -> None:
     root.setLevel(level.upper())
     # aiohttp's access chatter and kopf's per-event debug lines are noise at INFO.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    # kopf logs "Handler succeeded" per watch event; our own lines already name each object we act on.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -32,6 +32,7 @@ from lvs_api.models import (
     VirtualServiceSpec,
     is_ipv6,
 )
+from lvs_api.validation import FieldError, validate_model
 from pydantic import ValidationError
 
 from lvs_controller.world import JsonObject, Kind, ObjectKey, World
@@ -58,19 +59,19 @@ Claim = tuple[Any, ...]  # ("port", vip, protocol, port) or ("mark", family, mar
 def parse_spec(
     obj: Mapping[str, Any], model: type[Any], prefix: str = "spec"
 ) -> tuple[Any | None, list[Problem]]:
-    """Validate ``obj['spec']`` with a pydantic model; problems name the field path and the fix."""
+    """Validate ``obj['spec']`` with a pydantic model; problems name the field path and the fix.
+
+    The messages come from lvs_api.validation (the same rules the CRD carries as CEL), so the controller
+    reports exactly what an API server with CEL would have refused.
+    """
+    spec = obj.get("spec") or {}
     try:
-        return model.model_validate(obj.get("spec") or {}), []
-    except ValidationError as error:
-        problems = []
-        for entry in error.errors():
-            context = entry.get("ctx") or {}
-            location = ".".join(str(part) for part in entry.get("loc", ()) if part != "")
-            rule_path = str(context.get("field_path") or "")
-            field = ".".join(part for part in (prefix, location) if part) + rule_path
-            fix = str(context.get("fix") or "correct the value to match the schema (kubectl explain)")
-            problems.append(Problem("InvalidSpec", field, str(entry.get("msg", "invalid")), fix))
-        return None, problems
+        return model.model_validate(spec), []
+    except ValidationError:
+        errors = validate_model(model, spec, prefix)
+        if not errors:  # cannot happen if both agree; keep a message anyway
+            errors = [FieldError(prefix, "invalid", "correct the value (kubectl explain)")]
+        return None, [Problem("InvalidSpec", error.path, error.message, error.fix) for error in errors]
 
 
 def claims_of(spec: VirtualServiceSpec) -> set[Claim]:
