@@ -1,0 +1,265 @@
+"""The agent's reconcile loop: desired state -> compile -> diff against the kernel -> minimal ops.
+
+One pass (``Reconciler.reconcile_once``):
+
+1. Select the ``ResolvedService`` objects whose ``directorSelector`` matches this node's labels.
+2. Compile each with lvs_api's compiler and the health engine's verdicts into its IPVS services. A
+   service key that the kernel already holds and the ownership record does not name is *foreign*
+   (kube-proxy, keepalived, an operator's ``ipvsadm``): that VirtualService is reported ``Conflict`` and
+   none of its services is programmed; the foreign one is never touched. Two VirtualServices compiling to
+   the same key (the controller should have caught it) are reported the same way.
+3. Dump the kernel, plan with lvs_api's planner over the keys we own, and apply. The ownership record is
+   written ahead (new keys before they are created) and pruned only after the kernel confirmed deletions.
+4. Failed operations (errno) mark their VirtualService ``Programmed=False`` with the errno name; the loop
+   retries with exponential backoff (0.2 s doubling to 30 s) and never exits on a netlink error.
+5. The VIP groups (``vipGroup`` or the VIP itself) go to the failover runner, which moves the VIPs.
+
+Nothing is written when the kernel already matches: an agent restart adopts the table as it is.
+Standby directors program the same table (only the VIP moves at failover), so they are warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from lvs_api.ipvs import Op, OpKind, ServiceKey, Table, VirtualServer
+from lvs_api.models import ResolvedMember, ResolvedService
+
+from lvs_agent.desired import DesiredState, DesiredStateSource
+from lvs_agent.netlink.kernel import ApplyResult, IpvsError, IpvsKernel
+from lvs_agent.ownership import OwnershipRecord
+
+logger = logging.getLogger("lvs_agent.reconcile")
+
+HealthLookup = Callable[[str, ResolvedMember], bool | None]  # (object key, member) -> verdict
+CompileFn = Callable[[ResolvedService, Callable[[ResolvedMember], bool | None]], Table]
+PlanFn = Callable[[Table, Table, AbstractSet[ServiceKey]], Sequence[Op]]
+
+RETRY_FIRST = 0.2
+RETRY_MAX = 30.0
+
+
+def vip_group_of(resolved: ResolvedService) -> str:
+    """The failover group of a VirtualService: its ``vipGroup``, or a group of its own per VIP."""
+    return resolved.spec.service.vip_group or resolved.spec.service.vip
+
+
+@dataclass
+class ServiceOutcome:
+    """What one pass did for one VirtualService (feeds its ServiceReport)."""
+
+    programmed: bool
+    reason: str
+    message: str = ""
+    keys: frozenset[ServiceKey] = frozenset()
+    accepted_generation: int | None = None
+    group: str = ""
+
+
+@dataclass
+class PassResult:
+    ops: list[Op] = field(default_factory=list)
+    sent: int = 0
+    failed: int = 0
+    outcomes: dict[str, ServiceOutcome] = field(default_factory=dict)
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    owned: int = 0
+    owned_dests: int = 0
+    foreign: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.error
+
+
+def _errno_name(code: int) -> str:
+    return errno.errorcode.get(code, str(code))
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        node_labels: Mapping[str, str],
+        kernel: IpvsKernel,
+        record: OwnershipRecord,
+        compile_service: CompileFn,
+        plan: PlanFn,
+        health: HealthLookup | None = None,
+        on_groups: Callable[[Mapping[str, frozenset[str]]], None] | None = None,
+    ) -> None:
+        self.node_labels = dict(node_labels)
+        self.kernel = kernel
+        self.record = record
+        self._compile = compile_service
+        self._plan = plan
+        self._health = health or (lambda _key, _member: None)
+        self._on_groups = on_groups
+        self.last: PassResult | None = None
+
+    # --- one pass -----------------------------------------------------------------------------------
+
+    def selected(self, desired: DesiredState) -> dict[str, ResolvedService]:
+        chosen: dict[str, ResolvedService] = {}
+        for key, resolved in desired.items():
+            selector = resolved.spec.service.director_selector
+            if selector is None or selector.matches(self.node_labels):
+                chosen[key] = resolved
+        return chosen
+
+    def reconcile_once(self, desired: DesiredState) -> PassResult:
+        result = PassResult()
+        selected = self.selected(desired)
+        for key in desired.keys() - selected.keys():
+            message = "directorSelector does not match this node"
+            result.outcomes[key] = ServiceOutcome(False, "NotSelected", message)
+        try:
+            observed = self.kernel.dump()
+        except IpvsError as error:
+            result.error = f"reading the kernel's IPVS table failed: {_errno_name(error.errno or 0)} {error}"
+            for key in selected:
+                result.outcomes[key] = ServiceOutcome(False, "NetlinkError", result.error)
+            self.last = result
+            return result
+        owned_before = self.record.keys
+        compiled: dict[str, Table] = {}
+        claimed_by: dict[ServiceKey, str] = {}
+        for key, resolved in sorted(selected.items()):
+            generation = resolved.spec.accepted_generation
+            group = vip_group_of(resolved)
+            try:
+                table = self._compile(resolved, functools.partial(self._health, key))
+            except ValueError as error:
+                result.outcomes[key] = ServiceOutcome(False, "CompileError", str(error), group=group)
+                continue
+            foreign = sorted(
+                str(service) for service in table if service in observed and service not in owned_before
+            )
+            if foreign:
+                message = (f"IPVS service(s) {', '.join(foreign)} exist in the kernel and are not "
+                           "this agent's (kube-proxy, keepalived or ipvsadm?): left untouched")
+                result.outcomes[key] = ServiceOutcome(
+                    False, "Conflict", message, group=group, accepted_generation=generation)
+                continue
+            duplicate = sorted({claimed_by[service] for service in table if service in claimed_by})
+            if duplicate:
+                result.outcomes[key] = ServiceOutcome(
+                    False, "Conflict", f"same IPVS service as {', '.join(duplicate)}", group=group,
+                    accepted_generation=generation)
+                continue
+            for service in table:
+                claimed_by[service] = key
+            compiled[key] = table
+            result.outcomes[key] = ServiceOutcome(True, "Programmed", keys=frozenset(table),
+                                                  accepted_generation=generation, group=group)
+            result.groups.setdefault(group, frozenset())
+            result.groups[group] = result.groups[group] | {resolved.spec.service.vip}
+        desired_table: dict[ServiceKey, VirtualServer] = {}
+        for table in compiled.values():
+            desired_table.update(table)
+        # Ownership: what we recorded, restricted to what is still in the kernel (a service deleted behind
+        # our back is simply re-created), plus nothing else: foreign keys never enter the planner's view.
+        owned = frozenset(key for key in owned_before if key in observed)
+        ops = list(self._plan(desired_table, observed, owned))
+        result.ops = ops
+        adds = {op.service for op in ops if op.kind is OpKind.ADD_SERVICE}
+        if adds:
+            self.record.add(adds)  # write-ahead: recorded before they exist
+        applied: ApplyResult | None = None
+        if ops:
+            applied = self.kernel.apply(ops)
+            result.sent = applied.sent
+            result.failed = len(applied.failures)
+            failed_services: dict[ServiceKey, list[str]] = {}
+            for failure in applied.failures:
+                failed_services.setdefault(failure.op.service, []).append(str(failure))
+            for outcome in result.outcomes.values():
+                reasons = [text for service in outcome.keys for text in failed_services.get(service, [])]
+                if reasons:
+                    outcome.programmed = False
+                    outcome.reason = "NetlinkError"
+                    outcome.message = "; ".join(reasons[:8])
+            if not applied.complete:
+                result.error = "some netlink error reports were lost; the next pass re-reads the kernel"
+        deleted = {op.service for op in ops if op.kind is OpKind.DEL_SERVICE}
+        failed_deletes = {f.op.service for f in applied.failures} if applied is not None else set()
+        # prune: confirmed deletions, and recorded keys no longer in the kernel nor desired
+        vanished = {key for key in owned_before if key not in observed and key not in desired_table}
+        gone = (deleted - failed_deletes) | vanished
+        if gone:
+            self.record.discard(gone)
+        result.owned = len(self.record.keys)
+        result.owned_dests = sum(len(desired_table[key].dests) for key in desired_table)
+        result.foreign = len([key for key in observed if key not in owned_before and key not in adds])
+        if self._on_groups is not None:
+            self._on_groups(result.groups)
+        self.last = result
+        return result
+
+
+class ReconcileLoop:
+    """Runs passes when the desired state, health or role changes, and retries failures with backoff."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        source: DesiredStateSource,
+        *,
+        resync_interval: float = 60.0,
+        on_pass: Callable[[PassResult], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reconciler = reconciler
+        self.source = source
+        self.resync_interval = resync_interval
+        self._on_pass = on_pass
+        self._monotonic = monotonic
+        self._kick = asyncio.Event()
+        self._desired: DesiredState | None = None
+        self.passes = 0
+
+    def kick(self) -> None:
+        """Ask for a pass soon (health change, role change)."""
+        self._kick.set()
+
+    async def _watch_source(self) -> None:
+        while True:
+            self._desired = await self.source.wait_for_change()
+            self._kick.set()
+
+    async def run(self) -> None:
+        watcher = asyncio.get_running_loop().create_task(self._watch_source(), name="desired-state")
+        retry = RETRY_FIRST
+        wait: float = self.resync_interval
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout=wait)
+                self._kick.clear()
+                if self._desired is None:
+                    wait = self.resync_interval
+                    continue
+                result = self.reconciler.reconcile_once(self._desired)
+                self.passes += 1
+                if result.ops or not result.ok:
+                    logger.info("pass %d: %d op(s), %d failed%s", self.passes, len(result.ops), result.failed,
+                                f", {result.error}" if result.error else "")
+                if self._on_pass is not None:
+                    self._on_pass(result)
+                if result.ok:
+                    retry = RETRY_FIRST
+                    wait = self.resync_interval
+                else:
+                    wait = retry
+                    retry = min(retry * 2, RETRY_MAX)
+        finally:
+            watcher.cancel()

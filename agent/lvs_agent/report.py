@@ -1,0 +1,187 @@
+"""The node's ``DirectorReport``: built from the last reconcile pass, failover state, health and IPVS
+counters, and written through lvs_kube by one writer (this agent), batched and rate-limited.
+
+The writer keeps only the latest report; it writes at most once per ``min_interval`` (default 2 s), only
+when the content changed (the timestamp aside), and at least every ``heartbeat_interval`` (60 s) so the
+controller can tell a live agent from a dead one. Failed writes are retried with backoff; the data path
+never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+from lvs_api.ipvs import ServiceKey
+from lvs_api.models import (
+    DirectorReportStatus,
+    IPVSStats,
+    MemberHealth,
+    ServiceReport,
+    VIPGroupReport,
+    VIPGroupRole,
+)
+from lvs_kube.client import KubeClient
+from lvs_kube.errors import ApiError, Conflict
+from lvs_kube.resources import DIRECTOR_REPORT
+
+from lvs_agent.failover.lease import lease_name
+from lvs_agent.failover.machine import Role
+from lvs_agent.failover.runner import GroupStatus
+from lvs_agent.netlink.kernel import StatsTable
+from lvs_agent.reconcile import PassResult
+
+logger = logging.getLogger("lvs_agent.report")
+
+AGENT_VERSION = "0.1.0"
+MAX_ERRORS = 16
+
+
+def _stats_for(keys: frozenset[ServiceKey], stats: StatsTable | None) -> IPVSStats | None:
+    if stats is None:
+        return None
+    found = [stats[key].counters for key in keys if key in stats]
+    return IPVSStats(
+        connections=sum(counters.conns for counters in found),
+        in_packets=sum(counters.inpkts for counters in found),
+        out_packets=sum(counters.outpkts for counters in found),
+        in_bytes=sum(counters.inbytes for counters in found),
+        out_bytes=sum(counters.outbytes for counters in found),
+    )
+
+
+def build_status(
+    result: PassResult,
+    *,
+    groups: Mapping[str, GroupStatus] | None = None,
+    member_health: Mapping[str, list[MemberHealth]] | None = None,
+    stats: StatsTable | None = None,
+    failovers: Mapping[str, int] | None = None,
+    now: datetime.datetime | None = None,
+) -> DirectorReportStatus:
+    groups = groups or {}
+    services: dict[str, ServiceReport] = {}
+    for key, outcome in sorted(result.outcomes.items()):
+        health = list((member_health or {}).get(key, []))
+        healthy = sum(1 for member in health if member.healthy)
+        group = groups.get(outcome.group)
+        services[key] = ServiceReport(
+            programmed=outcome.programmed,
+            reason=outcome.reason,
+            message=outcome.message[:4096],
+            accepted_generation=outcome.accepted_generation,
+            active=group is not None and group.role is Role.ACTIVE,
+            healthy_members=healthy,
+            total_members=len(health),
+            members=[member for member in health if not member.healthy][:64],
+            stats=_stats_for(outcome.keys, stats) if outcome.programmed else None,
+            errors=[outcome.message[:256]] if outcome.reason == "NetlinkError" else [],
+        )
+    vip_groups = []
+    for name, vips in sorted(result.groups.items()):
+        status = groups.get(name)
+        role = VIPGroupRole.UNKNOWN
+        if status is not None:
+            role = VIPGroupRole.ACTIVE if status.role is Role.ACTIVE else VIPGroupRole.STANDBY
+        vip_groups.append(VIPGroupReport(
+            name=name, vips=sorted(vips), role=role, lease_name=lease_name(name),
+            lease_holder=status.holder if status else None, failovers=(failovers or {}).get(name, 0),
+        ))
+    errors = [result.error] if result.error else []
+    for group_status in groups.values():
+        errors += [f"VIP {vip} is on foreign interface(s) {', '.join(holders)}: not taken"
+                   for vip, holders in group_status.conflicts.items()]
+    return DirectorReportStatus(
+        heartbeat_time=now or datetime.datetime.now(datetime.UTC),
+        agent_version=AGENT_VERSION,
+        services=services,
+        vip_groups=vip_groups,
+        ipvs_services=result.owned,
+        ipvs_destinations=result.owned_dests,
+        foreign_services=result.foreign,
+        errors=errors[:32],
+    )
+
+
+def status_body(status: DirectorReportStatus) -> dict[str, Any]:
+    body: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return body
+
+
+class ReportSink(Protocol):
+    async def write(self, node: str, status: dict[str, Any]) -> None: ...
+
+
+class KubeReportSink:
+    """Creates the node's DirectorReport once, then merge-patches its status subresource."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+        self._exists = False
+
+    async def write(self, node: str, status: dict[str, Any]) -> None:
+        if not self._exists:
+            body = {"apiVersion": "lvs.io/v1alpha1", "kind": "DirectorReport",
+                    "metadata": {"name": node}, "spec": {"nodeName": node}}
+            with contextlib.suppress(Conflict):  # already there (409 AlreadyExists)
+                await self._client.create(DIRECTOR_REPORT, body)
+            self._exists = True
+        await self._client.patch_status(DIRECTOR_REPORT, node, status)
+
+
+class ReportWriter:
+    def __init__(
+        self,
+        sink: ReportSink,
+        node: str,
+        *,
+        min_interval: float = 2.0,
+        heartbeat_interval: float = 60.0,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self._sink = sink
+        self.node = node
+        self.min_interval = min_interval
+        self.heartbeat_interval = heartbeat_interval
+        self._latest: dict[str, Any] | None = None
+        self._written: dict[str, Any] | None = None
+        self._changed = asyncio.Event()
+        self.writes = 0
+
+    @staticmethod
+    def _content(status: dict[str, Any] | None) -> dict[str, Any] | None:
+        if status is None:
+            return None
+        return {key: value for key, value in status.items() if key != "heartbeatTime"}
+
+    def update(self, status: DirectorReportStatus) -> None:
+        self._latest = status_body(status)
+        if self._content(self._latest) != self._content(self._written):
+            self._changed.set()
+
+    async def run(self) -> None:
+        backoff = self.min_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=self.heartbeat_interval)
+            self._changed.clear()
+            if self._latest is None:
+                continue
+            latest = self._latest
+            try:
+                await self._sink.write(self.node, latest)
+            except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
+                logger.warning("writing DirectorReport %s failed: %s", self.node, error)
+                self._changed.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = self.min_interval
+            self._written = latest
+            self.writes += 1
+            await asyncio.sleep(self.min_interval)  # rate limit: batch whatever changes meanwhile
