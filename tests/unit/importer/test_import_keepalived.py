@@ -1,0 +1,369 @@
+"""keepalived.conf -> manifests: virtual_server(_group), checkers, VRRP; warnings and errors by line."""
+
+from __future__ import annotations
+
+import pytest
+from import_helpers import convert_sample, convert_text, has_warning, spec_of, warning_lines
+from lvs_cli.importer import ConfigError
+
+DIRECTOR = {"matchLabels": {"lvs.io/director": "true"}}
+
+
+def test_sample_objects() -> None:
+    result, warnings = convert_sample("keepalived.conf")
+    assert [(m.kind, m.name) for m in result.manifests] == [
+        ("RealServerPool", "web-pool"),
+        ("VirtualService", "web-203-0-113-10"),
+        ("VirtualService", "web-203-0-113-21"),
+        ("VirtualService", "web-203-0-113-22"),
+        ("RealServerPool", "vs-192-0-2-20-3306-pool"),
+        ("VirtualService", "vs-192-0-2-20-3306"),
+        ("RealServerPool", "fwmark-7-pool"),
+        ("VirtualService", "fwmark-7"),
+        ("RealServerPool", "vs-192-0-2-20-53-pool"),
+        ("VirtualService", "vs-192-0-2-20-53"),
+        ("RealServerPool", "vs-203-0-113-10-8443-pool"),
+        ("VirtualService", "vs-203-0-113-10-8443"),
+        ("VIPPool", "keepalived-vips"),
+    ]
+    assert len(warnings) == 18
+
+
+def test_virtual_server_group_becomes_one_service_per_vip_sharing_a_pool() -> None:
+    result, warnings = convert_sample("keepalived.conf")
+    common = {
+        "scheduler": {"name": "wrr"},
+        "forwarding": "DirectRouting",
+        "persistence": {"timeoutSeconds": 600, "netmask": "255.255.255.0"},
+        # delay_loop 3, connect_timeout 2, nb_get_retry 2 -> fall 3; keepalived restores on one success
+        "healthCheck": {
+            "type": "HTTP",
+            "intervalSeconds": 3,
+            "timeoutSeconds": 2,
+            "rise": 1,
+            "fall": 3,
+            "http": {"path": "/healthz"},
+        },
+        "onFailure": "Remove",
+        "poolRef": {"name": "web-pool"},
+        "directorSelector": DIRECTOR,
+        "vipGroup": "vi-web",
+    }
+    assert spec_of(result, "VirtualService", "web-203-0-113-10") == {
+        "vip": "203.0.113.10",
+        "ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}],
+        **common,
+    }
+    for vip in ("203.0.113.21", "203.0.113.22"):
+        spec = spec_of(result, "VirtualService", f"web-{vip.replace('.', '-')}")
+        assert spec == {"vip": vip, "ports": [{"port": 80, "protocol": "TCP"}], **common}
+    assert spec_of(result, "RealServerPool", "web-pool") == {
+        "members": [{"address": "198.51.100.11", "weight": 3}, {"address": "198.51.100.12", "weight": 1}]
+    }
+    assert has_warning(warnings, 49, "address range 203.0.113.21-22 expanded into 2 addresses")
+    assert has_warning(warnings, 52, "covers 3 address(es) and 0 firewall mark(s)")
+    assert has_warning(warnings, 66, "url digest")
+    assert has_warning(warnings, 70, "delay_before_retry dropped")
+
+
+def test_nat_port_translation_thresholds_inhibit_and_sorry_server() -> None:
+    result, _ = convert_sample("keepalived.conf")
+    assert spec_of(result, "VirtualService", "vs-192-0-2-20-3306") == {
+        "vip": "192.0.2.20",
+        "ports": [{"port": 3306, "protocol": "TCP"}],
+        "scheduler": {"name": "wlc"},
+        "forwarding": "NAT",
+        "healthCheck": {
+            "type": "TCP",
+            "intervalSeconds": 2,
+            "timeoutSeconds": 1,
+            "rise": 1,
+            "fall": 4,
+            "port": 3307,
+        },
+        "onFailure": "Quiesce",  # inhibit_on_failure
+        "poolRef": {"name": "vs-192-0-2-20-3306-pool"},
+        "fallback": [{"address": "192.0.2.99"}],  # sorry_server on the service port
+        "directorSelector": DIRECTOR,
+        "vipGroup": "vi-db",
+    }
+    assert spec_of(result, "RealServerPool", "vs-192-0-2-20-3306-pool") == {
+        "members": [
+            {
+                "address": "10.20.0.11",
+                "port": 3307,
+                "weight": 1,
+                "upperThreshold": 400,
+                "lowerThreshold": 300,
+            },
+            {"address": "10.20.0.12", "port": 3307, "weight": 1},
+        ]
+    }
+
+
+def test_fwmark_service_tunnel_options_scheduler_flags_misc_check() -> None:
+    result, warnings = convert_sample("keepalived.conf")
+    assert spec_of(result, "VirtualService", "fwmark-7") == {
+        "vip": "203.0.113.10",  # the first VRRP VIP (warned)
+        "firewallMark": 7,
+        "scheduler": {"name": "mh", "flags": ["mh-port", "mh-fallback"]},
+        "forwarding": "Tunnel",
+        "tunnel": {"type": "GUE", "port": 6080, "checksum": "Checksum"},
+        "healthCheck": {
+            "type": "Exec",
+            "intervalSeconds": 10,
+            "timeoutSeconds": 5,
+            "rise": 1,
+            # each real server's script named its own address: one command with $MEMBER_ADDRESS
+            "exec": {"command": ["/bin/sh", "-c", '/usr/local/bin/check_backend.sh "$MEMBER_ADDRESS"']},
+        },
+        "onFailure": "Remove",
+        "poolRef": {"name": "fwmark-7-pool"},
+        "directorSelector": DIRECTOR,
+        "vipGroup": "vi-web",
+    }
+    # port 0 = "the port the packet had": no member port
+    assert spec_of(result, "RealServerPool", "fwmark-7-pool") == {
+        "members": [{"address": "198.51.100.51", "weight": 1}, {"address": "198.51.100.52", "weight": 1}]
+    }
+    assert has_warning(warnings, 116, "spec.vip set to VRRP VIP 203.0.113.10")
+    assert has_warning(warnings, 126, "$MEMBER_ADDRESS")
+    assert spec_of(result, "VIPPool", "keepalived-vips") == {
+        "addresses": ["203.0.113.10/32", "203.0.113.21/32", "203.0.113.22/32", "192.0.2.20/32"],
+        "namespaces": ["default"],
+        "allowExecHealthChecks": True,
+    }
+
+
+def test_udp_dns_check_and_one_packet_scheduling() -> None:
+    result, _ = convert_sample("keepalived.conf")
+    spec = spec_of(result, "VirtualService", "vs-192-0-2-20-53")
+    assert spec["ports"] == [{"port": 53, "protocol": "UDP"}]
+    assert spec["onePacket"] is True
+    assert spec["healthCheck"] == {
+        "type": "DNS",
+        "intervalSeconds": 5,
+        "timeoutSeconds": 2,
+        "rise": 1,
+        "fall": 2,
+        "dns": {"queryName": "example.com", "queryType": "SOA"},
+    }
+
+
+def test_ssl_get_status_range_virtualhost_and_sh_port() -> None:
+    result, warnings = convert_sample("keepalived.conf")
+    spec = spec_of(result, "VirtualService", "vs-203-0-113-10-8443")
+    assert spec["scheduler"] == {"name": "sh", "flags": ["sh-port"]}
+    assert spec["forwarding"] == "DirectRouting"
+    assert spec["healthCheck"] == {
+        "type": "HTTPS",
+        "intervalSeconds": 5,
+        "timeoutSeconds": 3,
+        "rise": 1,
+        "http": {
+            "path": "/admin/ping",
+            "host": "admin.example.com",
+            "expectStatus": [200, 201, 202, 203, 204],
+        },
+    }
+    assert has_warning(warnings, 190, "'notify_down' dropped")
+
+
+def test_sample_vrrp_and_global_warnings() -> None:
+    result, warnings = convert_sample("keepalived.conf")
+    lines = [line for line, _ in warning_lines(warnings)]
+    assert lines == sorted(lines)
+    assert has_warning(warnings, 2, "global_defs: dropped")
+    assert has_warning(warnings, 12, "vrrp_script chk_haproxy: dropped")
+    assert has_warning(warnings, 20, "'virtual_router_id' dropped")
+    assert has_warning(warnings, 23, "authentication dropped")
+    assert has_warning(warnings, 28, "'dev eth0 label eth0:1'")
+    assert has_warning(warnings, 34, "heartbeat every 0.5 s, dead after 1.5 s, vrrp")
+    assert has_warning(warnings, 43, "'notify_master' dropped")
+    assert has_warning(warnings, 194, "include of '/etc/keepalived/conf.d/*.conf' not followed")
+    header = "\n".join(result.header)
+    assert "vrrp_instance VI_WEB: MASTER, priority 150, interface eth0" in header
+    assert "vrrp_instance VI_DB: BACKUP, priority 100, interface eth1, VIPs 192.0.2.20" in header
+
+
+# --- single constructs --------------------------------------------------------------------------------
+
+
+def vs(body: str, head: str = "192.0.2.10 80", servers: str | None = None) -> str:
+    servers = (
+        servers
+        if servers is not None
+        else (
+            "    real_server 198.51.100.11 80 {\n        weight 2\n"
+            "        TCP_CHECK {\n            connect_timeout 1\n"
+            "        }\n    }\n"
+        )
+    )
+    return f"virtual_server {head} {{\n{body}{servers}}}\n"
+
+
+def test_lvs_method_and_lb_kind_spellings() -> None:
+    for keyword in ("lb_kind", "lvs_method"):
+        result, _ = convert_text(vs(f"    {keyword} TUN\n"), name="keepalived.conf")
+        spec = spec_of(result, "VirtualService", "vs-192-0-2-10-80")
+        assert spec["forwarding"] == "Tunnel"
+        assert "tunnel" not in spec
+
+
+def test_no_checkers_means_check_type_none() -> None:
+    servers = "    real_server 198.51.100.11 80 {\n        weight 1\n    }\n"
+    result, warnings = convert_text(vs("    lb_algo rr\n", servers=servers), name="keepalived.conf")
+    assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"] == {"type": "None"}
+    assert has_warning(warnings, 1, "has no checkers: healthCheck type None")
+    assert has_warning(warnings, 1, "is not in any vrrp_instance's virtual_ipaddress")
+
+
+def test_differing_checkers_keep_the_most_common_and_warn() -> None:
+    servers = (
+        "".join(
+            f"    real_server 198.51.100.{n} 80 {{\n        TCP_CHECK {{\n"
+            f"            connect_timeout {t}\n        }}\n    }}\n"
+            for n, t in ((11, 1), (12, 1), (13, 2))
+        )
+        + "    real_server 198.51.100.14 80 {\n    }\n"
+    )
+    result, warnings = convert_text(vs("", servers=servers), name="keepalived.conf")
+    assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["timeoutSeconds"] == 1
+    assert has_warning(warnings, 13, "real_server 198.51.100.13: its TCP check differs")
+    assert has_warning(warnings, 17, "real_server 198.51.100.14 has no checker")
+
+
+def test_per_member_check_ports_become_check_port() -> None:
+    servers = "".join(
+        f"    real_server 198.51.100.{n} 80 {{\n        TCP_CHECK {{\n"
+        f"            connect_port {p}\n        }}\n    }}\n"
+        for n, p in ((11, 8081), (12, 8082))
+    )
+    result, _ = convert_text(vs("", servers=servers), name="keepalived.conf")
+    assert "port" not in spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]
+    assert spec_of(result, "RealServerPool", "vs-192-0-2-10-80-pool")["members"] == [
+        {"address": "198.51.100.11", "weight": 1, "checkPort": 8081},
+        {"address": "198.51.100.12", "weight": 1, "checkPort": 8082},
+    ]
+
+
+def test_timeout_longer_than_interval_is_lowered() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n        TCP_CHECK {\n"
+        "            connect_timeout 9\n        }\n    }\n"
+    )
+    result, warnings = convert_text(vs("    delay_loop 4\n", servers=servers), name="keepalived.conf")
+    check = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]
+    assert (check["intervalSeconds"], check["timeoutSeconds"]) == (4, 4)
+    assert has_warning(warnings, 4, "timeoutSeconds lowered to 4")
+
+
+def test_fractional_delay_loop_is_kept() -> None:
+    result, _ = convert_text(vs("    delay_loop 0.5\n"), name="keepalived.conf")
+    check = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]
+    assert (check["intervalSeconds"], check["timeoutSeconds"]) == (0.5, 0.5)
+
+
+def test_ops_on_tcp_and_foreign_scheduler_flag_are_dropped_with_warnings() -> None:
+    result, warnings = convert_text(vs("    lb_algo wlc\n    ops\n    sh-port\n"), name="keepalived.conf")
+    spec = spec_of(result, "VirtualService", "vs-192-0-2-10-80")
+    assert "onePacket" not in spec
+    assert spec["scheduler"] == {"name": "wlc"}
+    assert has_warning(warnings, 1, "ops (one-packet scheduling) needs UDP")
+    assert has_warning(warnings, 1, "scheduler flag sh-port does not apply to scheduler wlc")
+
+
+def test_ipv6_service_with_prefix_granularity() -> None:
+    servers = "    real_server 2001:db8::11 80 {\n        TCP_CHECK {\n        }\n    }\n"
+    text = vs(
+        "    persistence_timeout 120\n    persistence_granularity 64\n",
+        head="2001:db8::10 80",
+        servers=servers,
+    )
+    result, _ = convert_text(text, name="keepalived.conf")
+    spec = spec_of(result, "VirtualService", "vs-2001-db8-10-80")
+    assert spec["vip"] == "2001:db8::10"
+    assert spec["persistence"] == {"timeoutSeconds": 120, "netmask": 64}
+    assert spec_of(result, "VIPPool", "keepalived-vips")["addresses"] == ["2001:db8::10/128"]
+
+
+def test_multiple_urls_and_http_regex() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n        HTTP_GET {\n"
+        '            url {\n                path /a\n                regex "^ok$"\n            }\n'
+        "            url {\n                path /b\n            }\n"
+        "        }\n    }\n"
+    )
+    result, warnings = convert_text(vs("", servers=servers), name="keepalived.conf")
+    assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["http"] == {
+        "path": "/a",
+        "bodyRegex": "^ok$",
+    }
+    assert has_warning(warnings, 8, "only the first url is checked")
+
+
+def test_fwmark_without_any_vip_is_skipped() -> None:
+    result, warnings = convert_text(vs("", head="fwmark 3"), name="keepalived.conf")
+    assert result.count("VirtualService") == 0
+    assert result.count("VIPPool") == 0
+    assert has_warning(warnings, 1, "fwmark 3 service has no address and no vrrp_instance VIP")
+
+
+def test_two_checkers_on_one_server_keep_the_first() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n        TCP_CHECK {\n        }\n"
+        "        PING_CHECK {\n        }\n"
+        "        SMTP_CHECK {\n        }\n    }\n"
+    )
+    result, warnings = convert_text(vs("", servers=servers), name="keepalived.conf")
+    assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["type"] == "TCP"
+    assert has_warning(warnings, 5, "PING_CHECK has no equivalent")
+    assert has_warning(warnings, 7, "SMTP_CHECK converted to a TCP connect check")
+    assert has_warning(warnings, 7, "2 checkers; only the first (TCP) is converted")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (vs("    lb_kind XDP\n"), 2, "'lb_kind' must be NAT, DR or TUN, got 'XDP'"),
+        (vs("", head="group NOPE"), 1, "virtual_server_group 'NOPE' is not defined"),
+        (vs("", head="192.0.2.10"), 1, "virtual_server needs 'ADDRESS PORT'"),
+        (vs("", head="192.0.2.300 80"), 1, "needs an IP address, got '192.0.2.300'"),
+        (vs("    delay_loop soon\n"), 2, "'delay_loop' needs a number of seconds"),
+        (vs("    protocol ICMP\n"), 2, "protocol must be TCP, UDP or SCTP"),
+        (vs("    lvs_method TUN type gue\n"), 1, "GUE tunnel needs 'port N'"),
+        (vs("    lvs_method TUN type vxlan\n"), 2, "tunnel type must be ipip, gue or gre"),
+        ("virtual_server_group G {\n  192.0.2.1-300 80\n}\n", 2, "bad address range"),
+        ("virtual_server_group G {\n  192.0.2.1\n}\n", 2, "entry must be 'ADDRESS PORT'"),
+        ("vrrp_instance V {\n  state LEADER\n}\n", 2, "state must be MASTER or BACKUP"),
+        (
+            vs("", servers="    real_server 198.51.100.11 80 {\n        MISC_CHECK {\n        }\n    }\n"),
+            3,
+            "MISC_CHECK needs misc_path",
+        ),
+        (
+            vs("", servers="    real_server 198.51.100.11 80 {\n        HTTP_GET {\n        }\n    }\n"),
+            3,
+            "HTTP_GET needs a url block with a path",
+        ),
+        (
+            vs("", servers="    real_server 198.51.100.11 80 {\n        weight heavy\n    }\n"),
+            3,
+            "'weight' needs a whole number",
+        ),
+        (
+            vs(
+                "",
+                servers="    real_server 198.51.100.11 80 {\n  HTTP_GET {\n url {\n"
+                " status_code 999\n }\n }\n }\n",
+            ),
+            5,
+            "'status_code' must be 100..599",
+        ),
+    ],
+)
+def test_malformed_input_is_an_error_with_its_line(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        convert_text(text, name="keepalived.conf")
+    assert caught.value.location.line == line
+    assert message in caught.value.message
