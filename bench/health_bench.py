@@ -1,0 +1,273 @@
+"""Health-check engine benchmark: checks per second per core, detection latency, CPU per 1,000 members.
+
+Listeners run in a child process on 127.0.0.1 (so the figures count only the engine's CPU); the engine
+runs here with the real :class:`NetworkProber`. CPU is this process's user+system time from
+``resource.getrusage``; "per core" figures are checks divided by CPU seconds.
+
+    .venv/bin/python bench/health_bench.py            # everything, about a minute
+    .venv/bin/python bench/health_bench.py --quick    # shorter windows
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import resource
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from lvs_agent.health import CheckSpec, HealthChange, HealthEngine, HttpProbe, NetworkProber, TcpProbe, Timing
+
+LOOPBACK = "127.0.0.1"
+HTTP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+# --- listener child process ----------------------------------------------------------------------------
+
+
+def serve(kind: str, count: int) -> None:
+    """Child process: ``count`` listeners; TCP ones accept and close, HTTP ones answer 200 and close."""
+    selector = selectors.DefaultSelector()
+    listeners = []
+    for _ in range(count):
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((LOOPBACK, 0))
+        listener.listen(4096)
+        listener.setblocking(False)
+        selector.register(listener, selectors.EVENT_READ, "listen")
+        listeners.append(listener)
+    print(json.dumps([listener.getsockname()[1] for listener in listeners]), flush=True)
+    buffers: dict[socket.socket, bytes] = {}
+    while True:
+        for key, _ in selector.select():
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            if key.data == "listen":
+                while True:
+                    try:
+                        conn, _ = sock.accept()
+                    except (BlockingIOError, ConnectionError):
+                        break
+                    if kind == "tcp":
+                        conn.close()
+                    else:
+                        conn.setblocking(False)
+                        buffers[conn] = b""
+                        selector.register(conn, selectors.EVENT_READ, "conn")
+                continue
+            try:
+                data = sock.recv(4096)
+            except (BlockingIOError, ConnectionError):
+                data = b""
+            request = buffers.get(sock, b"") + data
+            if data and b"\r\n\r\n" not in request:
+                buffers[sock] = request
+                continue
+            selector.unregister(sock)
+            buffers.pop(sock, None)
+            if data:
+                with contextlib.suppress(OSError):
+                    sock.send(HTTP_RESPONSE)
+            sock.close()
+
+
+@contextlib.contextmanager
+def listeners(kind: str, count: int) -> Iterator[list[int]]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--count", str(count)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        yield json.loads(child.stdout.readline())
+    finally:
+        child.terminate()
+        child.wait()
+
+
+# --- measurements --------------------------------------------------------------------------------------
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Throughput:
+    label: str
+    members: int
+    interval: float
+    wall: float
+    checks: int
+    failed: int
+    cpu: float
+
+    @property
+    def per_second(self) -> float:
+        return self.checks / self.wall
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.checks / self.cpu if self.cpu else float("inf")
+
+    def line(self) -> str:
+        return (
+            f"{self.label:<34} members={self.members:>5} interval={self.interval:<6g} "
+            f"checks/s={self.per_second:>8.0f} failed={self.failed:>5} cpu={self.cpu / self.wall:>5.0%} "
+            f"checks/cpu-s={self.per_cpu_second:>8.0f}"
+        )
+
+
+async def run_engine(
+    label: str, ports: list[int], check: CheckSpec, warmup: float, window: float
+) -> Throughput:
+    engine = HealthEngine(NetworkProber(), default_active=True)
+    for port in ports:
+        engine.subscribe("bench", str(port), LOOPBACK, port, check)
+    async with engine:
+        await asyncio.sleep(warmup)
+        checks0, failed0, cpu0, wall0 = (
+            engine.probes_completed,
+            engine.probes_failed,
+            cpu_seconds(),
+            time.monotonic(),
+        )
+        await asyncio.sleep(window)
+        checks, failed = engine.probes_completed - checks0, engine.probes_failed - failed0
+        cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
+    return Throughput(label, len(ports), check.timing.interval, wall, checks, failed, cpu)
+
+
+def tcp_check(interval: float, timeout: float = 1.0, fall: int = 2) -> CheckSpec:
+    return CheckSpec(TcpProbe(), Timing(interval=interval, timeout=timeout, rise=2, fall=fall, jitter=0.1))
+
+
+def http_check(interval: float) -> CheckSpec:
+    return CheckSpec(
+        HttpProbe(path="/healthz"), Timing(interval=interval, timeout=1.0, rise=2, fall=2, jitter=0.1)
+    )
+
+
+async def detection_latency(members: int, mode: str) -> list[float]:
+    """Interval 1 s, fall 2: close (``refused``) or blackhole (``timeout``: SYNs dropped) each member's
+    listener at a spread of moments and time until the engine reports it unhealthy."""
+    loop = asyncio.get_running_loop()
+    servers = []
+    for _ in range(members):
+        server = await asyncio.start_server(lambda r, w: w.close(), LOOPBACK, 0)
+        servers.append(server)
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    down_at: dict[str, float] = {}
+    latencies: list[float] = []
+    all_down = asyncio.Event()
+
+    def on_change(change: HealthChange) -> None:
+        if change.healthy is False and change.member in down_at:
+            latencies.append(loop.time() - down_at[change.member])
+            if len(latencies) == members:
+                all_down.set()
+
+    timeout = 0.5
+    engine = HealthEngine(NetworkProber(), default_active=True, on_change=on_change)
+    blackholes: list[socket.socket] = []
+    for port in ports:
+        engine.subscribe("bench", str(port), LOOPBACK, port, tcp_check(1.0, timeout=timeout, fall=2))
+    async with engine:
+        await asyncio.sleep(3.0)  # every member healthy (rise 2)
+        assert all(engine.health("bench", str(port)) for port in ports), "members not healthy before the test"
+        for index, (server, port) in enumerate(zip(servers, ports, strict=True)):
+            await asyncio.sleep(1.0 / members * (1 + index % 3))  # spread over the probe phase
+            server.close()
+            if mode == "timeout":
+                blackholes += blackhole(port)
+            down_at[str(port)] = loop.time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_down.wait(), 2.0 * 2 + timeout + 2)
+    for sock in blackholes:
+        sock.close()
+    return latencies
+
+
+def blackhole(port: int) -> list[socket.socket]:
+    """A listener on ``port`` whose accept queue is full: further SYNs are dropped, connects hang."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((LOOPBACK, port))
+    listener.listen(0)
+    filler = socket.socket()
+    filler.connect((LOOPBACK, port))
+    return [listener, filler]
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    return (
+        f"n={len(ordered)} min={ordered[0]:.3f}s median={statistics.median(ordered):.3f}s "
+        f"max={ordered[-1]:.3f}s"
+    )
+
+
+async def main(quick: bool) -> None:
+    logging.getLogger("lvs_agent.health").setLevel(logging.ERROR)  # transitions are expected here
+    window = 3.0 if quick else 6.0
+    warmup = 1.5
+    print(f"health bench: python {sys.version.split()[0]}, {os.cpu_count()} cpus, window {window:g}s")
+    results: list[Throughput] = []
+
+    with listeners("tcp", 1000) as ports:
+        # Saturate: interval so short that one core is the limit.
+        results.append(
+            await run_engine("TCP saturated (1,000 listeners)", ports, tcp_check(0.02), warmup, window)
+        )
+        results.append(
+            await run_engine("TCP 10,000 checks/s requested", ports, tcp_check(0.1), warmup, window)
+        )
+        results.append(await run_engine("TCP 1,000 members @ 1 s", ports, tcp_check(1.0), warmup, window * 2))
+    with listeners("http", 1000) as ports:
+        results.append(
+            await run_engine("HTTP saturated (1,000 listeners)", ports, http_check(0.1), warmup, window)
+        )
+        results.append(
+            await run_engine("HTTP 1,000 members @ 1 s", ports, http_check(1.0), warmup, window * 2)
+        )
+    for result in results:
+        print(result.line())
+    for result in results:
+        if result.interval == 1.0:
+            print(
+                f"CPU per 1,000 members at 1 s interval ({result.label.split()[0]}): "
+                f"{result.cpu / result.wall * 1000 / result.members:.1%} of one core"
+            )
+
+    for mode in ("refused", "timeout"):
+        latencies = await detection_latency(20, mode)
+        print(
+            f"detection latency, interval 1 s, fall 2, timeout 0.5 s, listener {mode}: {summary(latencies)}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--serve", choices=["tcp", "http"], help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=1000, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.serve:
+        serve(arguments.serve, arguments.count)
+    else:
+        asyncio.run(main(arguments.quick))
