@@ -1,0 +1,678 @@
+"""Write and read semantics of the API: identity, resourceVersion checks, generation, status
+subresource, patches, server-side apply, finalizers, dry-run, namespaces and CRD registration."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import json
+import random
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import fieldmanager
+from .errors import (
+    ApiError,
+    FieldCause,
+    already_exists,
+    bad_request,
+    forbidden,
+    invalid,
+    not_found,
+    stale_write,
+)
+from .patching import json_patch, merge_patch, parse_json, strategic_merge_patch
+from .resources import ResourceRegistry, ResourceType
+from .schema import Validator, process_custom_resource
+from .selectors import Predicate
+from .storage import Store
+
+JsonDict = dict[str, Any]
+CauseList = list[FieldCause]
+ManagedFields = list[JsonDict]
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_NAMESPACE_KEY = ("", "namespaces")
+_CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    force: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ListResult:
+    items: list[JsonDict]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+class ObjectService:
+    def __init__(self, store: Store, registry: ResourceRegistry, clock: Callable[[], str] = utc_now) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.validator = Validator()
+        for crd in store.list(_CRD_KEY):
+            registry.set_crd(crd)
+
+    # ---- helpers -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def present(rt: ResourceType, obj: JsonDict) -> JsonDict:
+        """The stored object as served at the requested version (no conversion beyond apiVersion)."""
+        if obj.get("apiVersion") == rt.api_version:
+            return obj
+        return {**obj, "apiVersion": rt.api_version}
+
+    def _load(self, rt: ResourceType, namespace: str, name: str) -> JsonDict:
+        obj = self.store.get(rt.storage_key, namespace if rt.namespaced else "", name)
+        if obj is None:
+            raise not_found(rt.group, rt.plural, name)
+        return obj
+
+    def _schema_node(self, rt: ResourceType) -> fieldmanager.SchemaNode:
+        return fieldmanager.root_node(rt.schema if rt.is_custom else None)
+
+    def _check_namespace(self, rt: ResourceType, namespace: str) -> None:
+        if not rt.namespaced:
+            return
+        ns = self.store.get(_NAMESPACE_KEY, "", namespace)
+        if ns is None:
+            raise not_found("", "namespaces", namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise forbidden(
+                f'{rt.kind.lower()} "{namespace}" is forbidden: unable to create new content in namespace '
+                f"{namespace} because it is being terminated",
+                {"name": namespace, "kind": "namespaces"},
+            )
+
+    # ---- reads ---------------------------------------------------------------------------------------
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> JsonDict:
+        return self.present(rt, self._load(rt, namespace, name))
+
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        predicate: Predicate | None = None,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> ListResult:
+        objects = self.store.list(rt.storage_key, namespace if rt.namespaced else None)
+        if continue_token:
+            try:
+                position = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
+                after = (position["ns"], position["name"])
+            except (ValueError, KeyError, TypeError) as error:
+                raise bad_request("invalid continue token") from error
+            objects = [
+                obj
+                for obj in objects
+                if (obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) > after
+            ]
+        if predicate is not None:
+            objects = [obj for obj in objects if predicate(obj)]
+        result = ListResult([], self.store.resource_version)
+        if limit and len(objects) > limit:
+            last = objects[limit - 1]["metadata"]
+            token = {"ns": last.get("namespace", ""), "name": last["name"], "rv": self.store.resource_version}
+            result.continue_token = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+            result.remaining = len(objects) - limit
+            objects = objects[:limit]
+        result.items = [self.present(rt, obj) for obj in objects]
+        return result
+
+    # ---- create --------------------------------------------------------------------------------------
+
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        body: JsonDict,
+        options: WriteOptions,
+        managed_fields: ManagedFields | None = None,
+    ) -> JsonDict:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        self._check_kind(rt, obj)
+        if rt.namespaced:
+            body_ns = meta.get("namespace")
+            if namespace and body_ns and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            namespace = namespace or body_ns or "default"
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+            namespace = ""
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        name = meta.get("name", "")
+        self._validate_name(rt, name)
+        self._check_namespace(rt, namespace)
+        if self.store.get(rt.storage_key, namespace, name) is not None:
+            raise already_exists(rt.group, rt.plural, name)
+        for server_field in (
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "generation",
+        ):
+            meta.pop(server_field, None)
+        meta.pop("managedFields", None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = self.clock()
+        meta["generation"] = 1
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        obj = self._prepare_builtin(rt, obj, None)
+        obj = self._admit_custom(rt, obj, None, options)
+        if managed_fields:
+            meta["managedFields"] = managed_fields
+        elif options.field_manager:
+            fieldmanager.record_update(
+                None, obj, self._schema_node(rt), options.field_manager, rt.api_version, self.clock()
+            )
+        return self._commit(rt, obj, "ADDED", options)
+
+    def _check_kind(self, rt: ResourceType, obj: JsonDict) -> None:
+        kind = obj.get("kind")
+        if kind and kind != rt.kind:
+            raise bad_request(f"the kind {kind!r} of the object does not match the resource {rt.qualified}")
+
+    def _validate_name(self, rt: ResourceType, name: Any) -> None:
+        if not name:
+            raise invalid(
+                rt.kind,
+                rt.group,
+                "",
+                [
+                    FieldCause(
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    )
+                ],
+            )
+        if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            if (
+                rt.storage_key
+                in (
+                    ("rbac.authorization.k8s.io", "clusterroles"),
+                    ("rbac.authorization.k8s.io", "clusterrolebindings"),
+                    ("rbac.authorization.k8s.io", "roles"),
+                    ("rbac.authorization.k8s.io", "rolebindings"),
+                )
+                and isinstance(name, str)
+                and name
+                and "/" not in name
+            ):
+                return  # RBAC names may contain ':' (system:...), as upstream allows
+            raise invalid(
+                rt.kind,
+                rt.group,
+                str(name),
+                [
+                    FieldCause(
+                        "FieldValueInvalid",
+                        "metadata.name",
+                        f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist of lower case "
+                        "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+                    )
+                ],
+            )
+
+    def _prepare_builtin(self, rt: ResourceType, obj: JsonDict, old: JsonDict | None) -> JsonDict:
+        if rt.storage_key == _NAMESPACE_KEY:
+            status = obj.setdefault("status", {})
+            if not status.get("phase"):
+                status["phase"] = "Active"
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        if rt.storage_key == _CRD_KEY:
+            obj = self._prepare_crd(obj, old)
+        if rt.storage_key == ("", "services"):
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            for port in spec.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+                    port.setdefault("targetPort", port.get("port"))
+        if rt.storage_key == ("", "pods"):
+            obj.setdefault("status", {}).setdefault("phase", "Pending")
+        return obj
+
+    def _prepare_crd(self, obj: JsonDict, old: JsonDict | None) -> JsonDict:
+        spec = obj.get("spec") or {}
+        names = spec.get("names") or {}
+        causes: CauseList = []
+        expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
+        if obj["metadata"]["name"] != expected:
+            causes.append(
+                FieldCause(
+                    "FieldValueInvalid",
+                    "metadata.name",
+                    f'Invalid value: {json.dumps(obj["metadata"]["name"])}: must be spec.names.plural+"."+spec.group',
+                )
+            )
+        if not spec.get("versions"):
+            causes.append(
+                FieldCause(
+                    "FieldValueRequired",
+                    "spec.versions",
+                    "Required value: must have exactly one version marked as storage version",
+                )
+            )
+        for index, version in enumerate(spec.get("versions") or []):
+            schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
+            self._check_cel_rules(schema, f"spec.versions[{index}].schema.openAPIV3Schema", causes)
+        if causes:
+            raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", obj["metadata"]["name"], causes)
+        names.setdefault("singular", str(names.get("kind", "")).lower())
+        names.setdefault("listKind", f"{names.get('kind', '')}List")
+        status = obj.setdefault("status", {})
+        now = self.clock()
+        status["conditions"] = [
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
+        ]
+        status["acceptedNames"] = dict(names)
+        status["storedVersions"] = sorted(
+            {v.get("name") for v in spec.get("versions") or [] if v.get("storage")}
+        )
+        return obj
+
+    def _check_cel_rules(self, schema: Any, path: str, causes: CauseList) -> None:
+        if not isinstance(schema, dict):
+            return
+        for index, rule in enumerate(schema.get("x-kubernetes-validations") or []):
+            error = self.validator._cel.compile_error(str(rule.get("rule", "")))
+            if error:
+                causes.append(
+                    FieldCause(
+                        "FieldValueInvalid",
+                        f"{path}.x-kubernetes-validations[{index}].rule",
+                        f"Invalid value: {json.dumps(rule.get('rule'))}: compilation failed: {error}",
+                    )
+                )
+        for name, child in (schema.get("properties") or {}).items():
+            self._check_cel_rules(child, f"{path}.properties[{name}]", causes)
+        self._check_cel_rules(schema.get("items"), f"{path}.items", causes)
+        self._check_cel_rules(schema.get("additionalProperties"), f"{path}.additionalProperties", causes)
+
+    def _admit_custom(
+        self, rt: ResourceType, obj: JsonDict, old: JsonDict | None, options: WriteOptions
+    ) -> JsonDict:
+        if not rt.is_custom:
+            return obj
+        processed, result = process_custom_resource(obj, rt.schema, old, self.validator)
+        if result.unknown_fields:
+            notes = [f'unknown field "{path}"' for path in result.unknown_fields]
+            if options.field_validation == "Strict":
+                raise bad_request(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: '
+                    + ", ".join(notes)
+                )
+            if options.field_validation == "Warn":
+                options.warnings.extend(notes)
+        if result.causes:
+            raise invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), result.causes)
+        return processed
+
+    # ---- commit --------------------------------------------------------------------------------------
+
+    def _commit(self, rt: ResourceType, obj: JsonDict, event_type: str, options: WriteOptions) -> JsonDict:
+        meta = obj["metadata"]
+        if options.dry_run:
+            meta["resourceVersion"] = (
+                str(self.store.resource_version + 1)
+                if event_type == "ADDED"
+                else meta.get("resourceVersion", "")
+            )
+            return self.present(rt, obj)
+        meta["resourceVersion"] = str(self.store.next_resource_version())
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rt.storage_key != _NAMESPACE_KEY:
+            self.store.remove(rt.storage_key, obj)
+            self._after_delete(rt, obj)
+            return self.present(rt, obj)
+        self.store.put(rt.storage_key, obj, event_type)
+        if rt.storage_key == _CRD_KEY:
+            self.registry.set_crd(obj)
+        return self.present(rt, obj)
+
+    def _after_delete(self, rt: ResourceType, obj: JsonDict) -> None:
+        if rt.storage_key == _CRD_KEY:
+            name = obj["metadata"]["name"]
+            for custom in [t for t in self.registry.all_types() if t.crd_name == name]:
+                for item in self.store.list(custom.storage_key):
+                    final = copy.deepcopy(item)
+                    final["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
+                    self.store.remove(custom.storage_key, final)
+            self.registry.remove_crd(name)
+
+    # ---- update --------------------------------------------------------------------------------------
+
+    def update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: JsonDict,
+        options: WriteOptions,
+        subresource: str = "",
+        operation_manager: str | None = None,
+    ) -> JsonDict:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        old = self._load(rt, namespace, name)
+        self._check_kind(rt, body)
+        body_meta = body.get("metadata") or {}
+        if body_meta.get("name") and body_meta["name"] != name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        requested_rv = body_meta.get("resourceVersion")
+        if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
+            raise stale_write(rt.group, rt.plural, name)
+        new = self._merge_identity(rt, old, copy.deepcopy(body), subresource)
+        return self._finish_update(rt, old, new, options, subresource, operation_manager)
+
+    def _merge_identity(self, rt: ResourceType, old: JsonDict, new: JsonDict, subresource: str) -> JsonDict:
+        old_meta = old["metadata"]
+        if subresource == "status":
+            status = new.get("status")
+            result = copy.deepcopy(old)
+            if status is None:
+                result.pop("status", None)
+            else:
+                result["status"] = status
+            return result
+        meta = new.setdefault("metadata", {})
+        for fixed in (
+            "name",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if fixed in old_meta:
+                meta[fixed] = old_meta[fixed]
+            else:
+                meta.pop(fixed, None)
+        if "namespace" in old_meta:
+            meta["namespace"] = old_meta["namespace"]
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+        if "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]
+        new["apiVersion"] = rt.api_version
+        new["kind"] = rt.kind
+        if rt.has_status or rt.storage_key == _NAMESPACE_KEY:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        return new
+
+    def _finish_update(
+        self,
+        rt: ResourceType,
+        old: JsonDict,
+        new: JsonDict,
+        options: WriteOptions,
+        subresource: str,
+        operation_manager: str | None,
+        managed_already: bool = False,
+    ) -> JsonDict:
+        if old["metadata"].get("deletionTimestamp"):
+            added = set(new["metadata"].get("finalizers") or []) - set(
+                old["metadata"].get("finalizers") or []
+            )
+            if added:
+                raise forbidden(
+                    f'{rt.qualified} "{old["metadata"]["name"]}" is forbidden: no new finalizers can be added if the object is being deleted'
+                )
+        new = self._prepare_builtin(rt, new, old)
+        new = self._admit_custom(rt, new, old, options)
+        if self._spec_changed(rt, old, new):
+            new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        manager = operation_manager if operation_manager is not None else options.field_manager
+        if manager and not managed_already:
+            fieldmanager.record_update(
+                old, new, self._schema_node(rt), manager, rt.api_version, self.clock(), subresource
+            )
+        if _same_content(old, new):
+            return self.present(rt, old)
+        return self._commit(rt, new, "MODIFIED", options)
+
+    @staticmethod
+    def _spec_changed(rt: ResourceType, old: JsonDict, new: JsonDict) -> bool:
+        ignored = {"metadata", "apiVersion", "kind"}
+        if rt.is_custom:
+            if rt.has_status:
+                ignored.add("status")
+        else:
+            ignored.add("status")
+        return {k: v for k, v in old.items() if k not in ignored} != {
+            k: v for k, v in new.items() if k not in ignored
+        }
+
+    # ---- patch ---------------------------------------------------------------------------------------
+
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        options: WriteOptions,
+        subresource: str = "",
+    ) -> tuple[JsonDict, bool]:
+        """Returns the object and whether it was created (server-side apply of a new object)."""
+        media = content_type.split(";", maxsplit=1)[0].strip()
+        if media == "application/apply-patch+yaml" or media == "application/apply-patch+cbor":
+            return self._apply(rt, namespace, name, raw, options, subresource)
+        old = self._load(rt, namespace, name)
+        current = copy.deepcopy(old)
+        if media == "application/json-patch+json":
+            patched = json_patch(current, parse_json(raw))
+        elif media == "application/merge-patch+json":
+            patch = parse_json(raw)
+            if not isinstance(patch, dict):
+                raise bad_request("merge patch must be a JSON object")
+            patched = merge_patch(current, patch)
+        elif media == "application/strategic-merge-patch+json":
+            if rt.is_custom:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                )
+            patched = strategic_merge_patch(current, parse_json(raw))
+        else:
+            raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {media!r}")
+        if not isinstance(patched, dict):
+            raise bad_request("patch must produce an object")
+        patched_meta = patched.get("metadata") or {}
+        requested_rv = patched_meta.get("resourceVersion")
+        if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
+            raise stale_write(rt.group, rt.plural, name)
+        if patched_meta.get("name", name) != name:
+            raise bad_request("metadata.name cannot be changed by a patch")
+        new = self._merge_identity(rt, old, patched, subresource)
+        return self._finish_update(rt, old, new, options, subresource, None), False
+
+    def _apply(
+        self, rt: ResourceType, namespace: str, name: str, raw: bytes, options: WriteOptions, subresource: str
+    ) -> tuple[JsonDict, bool]:
+        try:
+            applied = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise bad_request(f"error decoding YAML: {error}") from error
+        if not isinstance(applied, dict):
+            raise bad_request("apply configuration must be an object")
+        if not options.field_manager:
+            raise bad_request("PATCH requests of type apply must specify fieldManager")
+        api_version = applied.get("apiVersion")
+        if api_version and api_version != rt.api_version:
+            raise bad_request(f"apiVersion {api_version!r} does not match the request's {rt.api_version!r}")
+        self._check_kind(rt, applied)
+        meta = applied.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        if rt.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+            raise bad_request("the namespace of the object does not match the namespace on the URL")
+        meta.pop("managedFields", None)
+        requested_rv = meta.pop("resourceVersion", None)
+        applied_fields = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
+        node = self._schema_node(rt)
+        old = self.store.get(rt.storage_key, namespace if rt.namespaced else "", name)
+        now = self.clock()
+        if old is None:
+            if subresource:
+                raise not_found(rt.group, rt.plural, name)
+            merged = fieldmanager.apply(
+                None, applied_fields, node, options.field_manager, rt.api_version, now, options.force
+            )
+            merged["metadata"]["name"] = name
+            if rt.namespaced:
+                merged["metadata"]["namespace"] = namespace
+            managed = merged["metadata"].pop("managedFields", None)
+            creation_options = WriteOptions(
+                options.dry_run, "", options.field_validation, warnings=options.warnings
+            )
+            return self.create(rt, namespace, merged, creation_options, managed_fields=managed), True
+        if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
+            raise stale_write(rt.group, rt.plural, name)
+        live = copy.deepcopy(old)
+        if subresource == "status":
+            applied_fields = {"status": applied_fields.get("status", {})}
+        merged = fieldmanager.apply(
+            live, applied_fields, node, options.field_manager, rt.api_version, now, options.force, subresource
+        )
+        merged["apiVersion"] = rt.api_version
+        merged["kind"] = rt.kind
+        new = self._merge_identity(rt, old, merged, subresource)
+        new["metadata"]["managedFields"] = merged["metadata"].get("managedFields", [])
+        if not new["metadata"]["managedFields"]:
+            new["metadata"].pop("managedFields")
+        return self._finish_update(rt, old, new, options, subresource, None, managed_already=True), False
+
+    # ---- delete --------------------------------------------------------------------------------------
+
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        options: WriteOptions,
+        preconditions: JsonDict | None = None,
+        propagation: str = "Background",
+    ) -> tuple[JsonDict, bool]:
+        """Returns (object, finished): finished is False while finalizers hold the object."""
+        old = self._load(rt, namespace, name)
+        meta = old["metadata"]
+        if preconditions:
+            if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}",
+                )
+            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get(
+                "resourceVersion"
+            ):
+                raise stale_write(rt.group, rt.plural, name)
+        new = copy.deepcopy(old)
+        new_meta = new["metadata"]
+        finalizers = list(new_meta.get("finalizers") or [])
+        if propagation == "Orphan" and "orphan" not in finalizers and not new_meta.get("deletionTimestamp"):
+            finalizers.append("orphan")
+        elif (
+            propagation == "Foreground"
+            and "foregroundDeletion" not in finalizers
+            and not new_meta.get("deletionTimestamp")
+        ):
+            finalizers.append("foregroundDeletion")
+        if finalizers:
+            new_meta["finalizers"] = finalizers
+        if rt.storage_key == _NAMESPACE_KEY:
+            finalizers = finalizers or list((new.get("spec") or {}).get("finalizers") or [])
+        if not finalizers:
+            if options.dry_run:
+                return self.present(rt, old), True
+            new_meta["resourceVersion"] = str(self.store.next_resource_version())
+            self.store.remove(rt.storage_key, new)
+            self._after_delete(rt, new)
+            return self.present(rt, new), True
+        if new_meta.get("deletionTimestamp"):
+            return self.present(rt, old), False
+        new_meta["deletionTimestamp"] = self.clock()
+        new_meta["deletionGracePeriodSeconds"] = 0
+        if rt.storage_key == _NAMESPACE_KEY:
+            new.setdefault("status", {})["phase"] = "Terminating"
+        return self._commit(rt, new, "MODIFIED", options), False
+
+    def finalize_namespace(self, name: str) -> None:
+        """Remove a terminating namespace once it is empty (called by the namespace controller)."""
+        ns = self.store.get(_NAMESPACE_KEY, "", name)
+        if ns is None or not ns["metadata"].get("deletionTimestamp") or ns["metadata"].get("finalizers"):
+            return
+        final = copy.deepcopy(ns)
+        final["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
+        final.setdefault("spec", {})["finalizers"] = []
+        self.store.remove(_NAMESPACE_KEY, final)
+
+
+def _same_content(old: JsonDict, new: JsonDict) -> bool:
+    """No-op writes keep the resourceVersion (managedFields timestamps aside), as upstream does."""
+
+    def strip(obj: JsonDict) -> JsonDict:
+        meta = {
+            k: v for k, v in obj.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")
+        }
+        managers = [
+            {k: v for k, v in entry.items() if k != "time"}
+            for entry in obj.get("metadata", {}).get("managedFields") or []
+        ]
+        return {**obj, "metadata": meta, "_managers": managers}
+
+    return strip(old) == strip(new)

@@ -1,0 +1,628 @@
+"""The HTTP layer: routing of Kubernetes REST paths onto the object service, watch streams,
+discovery, OpenAPI, tables, authentication and authorization."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from . import discovery, openapi
+from .auth import ADMIN, Authenticator, RbacAuthorizer, RequestAttributes, UserInfo, service_account_user
+from .controllers import BackgroundControllers
+from .errors import ApiError, bad_request, gone
+from .resources import ResourceRegistry, ResourceType
+from .selectors import Predicate, parse_field_selector, parse_label_selector
+from .semantics import ObjectService, WriteOptions
+from .storage import Store, WatchEvent
+from .tables import build_table
+
+JsonDict = dict[str, Any]
+logger = logging.getLogger(__name__)
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.0-lvs-emulator",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.25",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+    "emulationMajor": "1",
+    "emulationMinor": "37",
+}
+_TABLE_MEDIA = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+@dataclass
+class Target:
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str
+    watch_path: bool = False
+
+
+@dataclass
+class Accept:
+    table: bool = False
+    aggregated: str = ""  # "", "v2" or "v2beta1"
+
+
+def parse_accept(header: str) -> Accept:
+    for entry in header.split(","):
+        parts = [part.strip() for part in entry.split(";")]
+        media = parts[0]
+        params = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
+        if media not in ("application/json", "*/*", "application/yaml"):
+            continue
+        if params.get("as") == "Table" and params.get("g") == "meta.k8s.io":
+            return Accept(table=True)
+        if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io":
+            return Accept(aggregated=params.get("v", "v2"))
+        if "as" not in params:
+            return Accept()
+    return Accept()
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+class ApiServer:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        auth_enabled: bool = False,
+        bookmark_interval: float = 5.0,
+        history_limit: int = 20000,
+    ) -> None:
+        self.store = store or Store(history_limit=history_limit)
+        self.registry = ResourceRegistry()
+        self.objects = ObjectService(self.store, self.registry)
+        self.authenticator = Authenticator(enabled=auth_enabled)
+        self.authorizer = RbacAuthorizer(self.store)
+        self.bookmark_interval = bookmark_interval
+        self.controllers = BackgroundControllers(self.objects)
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self._bootstrap()
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def _bootstrap(self) -> None:
+        namespaces = self.registry.lookup("", "v1", "namespaces")
+        accounts = self.registry.lookup("", "v1", "serviceaccounts")
+        assert namespaces is not None and accounts is not None
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            if self.store.get(namespaces.storage_key, "", name) is None:
+                self.objects.create(namespaces, None, {"metadata": {"name": name}}, WriteOptions())
+            if self.store.get(accounts.storage_key, name, "default") is None:
+                self.objects.create(accounts, name, {"metadata": {"name": "default"}}, WriteOptions())
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        bound_port = sockets[0].getsockname()[1]
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://{host}:{bound_port}"
+        self.controllers.start()
+        return self.url
+
+    async def stop(self) -> None:
+        await self.controllers.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.store.close()
+
+    # ---- request entry -------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user = self.authenticator.authenticate(request.headers.get("Authorization"))
+            return await self._route(request, user)
+        except ApiError as error:
+            return self._json(error.to_status(), status=error.code)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            logger.exception("internal error serving %s %s", request.method, request.path)
+            return self._json(
+                ApiError(500, "InternalError", f"Internal error occurred: {error}").to_status(), status=500
+            )
+
+    @staticmethod
+    def _json(
+        body: Any,
+        status: int = 200,
+        content_type: str = "application/json",
+        warnings: list[str] | None = None,
+    ) -> web.Response:
+        response = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status)
+        response.headers["Content-Type"] = content_type
+        for warning in warnings or []:
+            response.headers.add("Warning", f'299 - "{warning}"'.replace('"unknown', '"unknown'))
+        return response
+
+    async def _route(self, request: web.Request, user: UserInfo) -> web.StreamResponse:
+        path = unquote(request.path).rstrip("/") or "/"
+        accept = parse_accept(request.headers.get("Accept", "application/json"))
+        if request.method == "GET" and not (
+            path.startswith(("/api/", "/apis/")) and self._is_resource_path(path)
+        ):
+            self._authorize(user, RequestAttributes("get", path=path, resource_request=False))
+            return self._non_resource(path, accept)
+        target = self._parse_target(path)
+        if target is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return await self._resource_request(request, target, accept, user)
+
+    def _is_resource_path(self, path: str) -> bool:
+        segments = path.strip("/").split("/")
+        if segments[0] == "api":
+            return len(segments) >= 3
+        return len(segments) >= 4
+
+    def _non_resource(self, path: str, accept: Accept) -> web.StreamResponse:
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return self._json(VERSION_INFO)
+        if path == "/api":
+            if accept.aggregated:
+                return self._aggregated(True, accept.aggregated)
+            return self._json(discovery.api_versions(self.url.split("://", 1)[-1]))
+        if path == "/apis":
+            if accept.aggregated:
+                return self._aggregated(False, accept.aggregated)
+            return self._json(discovery.api_group_list(self.registry))
+        if path == "/openapi/v3":
+            return self._json(openapi.index(self.registry))
+        if path.startswith("/openapi/v3/"):
+            key = path[len("/openapi/v3/") :]
+            parts = key.split("/")
+            doc = None
+            if parts[0] == "api" and len(parts) == 2:
+                doc = openapi.document(self.registry, "", parts[1])
+            elif parts[0] == "apis" and len(parts) == 3:
+                doc = openapi.document(self.registry, parts[1], parts[2])
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return self._json(doc)
+        segments = path.strip("/").split("/")
+        if segments[0] == "api" and len(segments) == 2:
+            doc = discovery.api_resource_list(self.registry, "", segments[1])
+            if doc is not None:
+                return self._json(doc)
+        if segments[0] == "apis" and len(segments) == 2:
+            group_doc = discovery.api_group(self.registry, segments[1])
+            if group_doc is not None:
+                return self._json(group_doc)
+        if segments[0] == "apis" and len(segments) == 3:
+            doc = discovery.api_resource_list(self.registry, segments[1], segments[2])
+            if doc is not None:
+                return self._json(doc)
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _aggregated(self, legacy: bool, version: str) -> web.Response:
+        api_version = f"apidiscovery.k8s.io/{version}"
+        return self._json(
+            discovery.aggregated(self.registry, legacy, api_version),
+            content_type=f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList",
+        )
+
+    def _parse_target(self, path: str) -> Target | None:
+        segments = path.strip("/").split("/")
+        if segments[0] == "api" and len(segments) >= 3:
+            group, version, rest = "", segments[1], segments[2:]
+        elif segments[0] == "apis" and len(segments) >= 4:
+            group, version, rest = segments[1], segments[2], segments[3:]
+        else:
+            return None
+        watch_path = False
+        if rest and rest[0] == "watch":
+            watch_path = True
+            rest = rest[1:]
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            candidate = self.registry.lookup(group, version, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        if not rest:
+            return None
+        rt = self.registry.lookup(group, version, rest[0])
+        if rt is None:
+            return None
+        name = rest[1] if len(rest) >= 2 else None
+        subresource = rest[2] if len(rest) >= 3 else ""
+        if len(rest) > 3 or (subresource and subresource not in rt.subresources):
+            return None
+        if rt.namespaced and name is not None and namespace is None:
+            return None
+        return Target(rt, namespace, name, subresource, watch_path)
+
+    def _authorize(self, user: UserInfo, attributes: RequestAttributes) -> None:
+        if self.authenticator.enabled:
+            self.authorizer.check(user, attributes)
+
+    # ---- resource requests ---------------------------------------------------------------------------
+
+    async def _resource_request(
+        self, request: web.Request, target: Target, accept: Accept, user: UserInfo
+    ) -> web.StreamResponse:
+        rt = target.rt
+        query = request.query
+        method = request.method
+        watching = target.watch_path or _flag(query.get("watch"))
+        verb = {
+            "GET": "watch" if watching else ("get" if target.name else "list"),
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if target.name else "deletecollection",
+        }.get(method)
+        if verb is None:
+            raise ApiError(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+            )
+        if verb not in rt.verbs:
+            raise ApiError(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+            )
+        if target.subresource == "token" and method == "POST":
+            verb = "create"
+        self._authorize(
+            user,
+            RequestAttributes(
+                verb,
+                rt.group,
+                rt.plural,
+                target.subresource,
+                target.namespace or "",
+                target.name or "",
+                request.path,
+            ),
+        )
+        options = WriteOptions(
+            dry_run=query.get("dryRun") == "All",
+            field_manager=query.get("fieldManager", ""),
+            field_validation=query.get("fieldValidation", "Warn") or "Warn",
+            force=_flag(query.get("force")),
+        )
+        namespace = target.namespace or ""
+        if method == "GET":
+            if watching:
+                return await self._watch(request, target, accept)
+            if target.name:
+                obj = self.objects.get(rt, namespace, target.name)
+                if accept.table:
+                    table = build_table(
+                        rt,
+                        [obj],
+                        obj["metadata"].get("resourceVersion", ""),
+                        query.get("includeObject", "Metadata"),
+                    )
+                    return self._json(table, content_type=_TABLE_MEDIA)
+                return self._json(obj)
+            return self._list(target, accept, query)
+        if method == "POST":
+            if target.subresource == "token":
+                return self._token_request(target, await self._read_json(request))
+            if target.name:
+                raise ApiError(405, "MethodNotAllowed", "POST is not allowed on a named resource")
+            if rt.group == "authorization.k8s.io":
+                return self._access_review(rt, await self._read_json(request), user)
+            if not options.field_manager:
+                options.field_manager = _default_manager(request)
+            created = self.objects.create(rt, target.namespace, await self._read_json(request), options)
+            return self._json(created, status=201, warnings=options.warnings)
+        if method == "PUT":
+            assert target.name is not None
+            if not options.field_manager:
+                options.field_manager = _default_manager(request)
+            updated = self.objects.update(
+                rt, namespace, target.name, await self._read_json(request), options, target.subresource
+            )
+            return self._json(updated, warnings=options.warnings)
+        if method == "PATCH":
+            assert target.name is not None
+            content_type = request.headers.get("Content-Type", "application/merge-patch+json")
+            if not options.field_manager and not content_type.startswith("application/apply-patch"):
+                options.field_manager = _default_manager(request)
+            patched, was_created = self.objects.patch(
+                rt, namespace, target.name, content_type, await request.read(), options, target.subresource
+            )
+            return self._json(patched, status=201 if was_created else 200, warnings=options.warnings)
+        if method == "DELETE":
+            body = await request.read()
+            delete_options: JsonDict = json.loads(body) if body.strip() else {}
+            if delete_options.get("dryRun") == ["All"]:
+                options.dry_run = True
+            propagation = (
+                query.get("propagationPolicy") or delete_options.get("propagationPolicy") or "Background"
+            )
+            if target.name:
+                obj, _ = self.objects.delete(
+                    rt, namespace, target.name, options, delete_options.get("preconditions"), propagation
+                )
+                return self._json(obj)
+            listed = self.objects.list(rt, target.namespace, self._predicate(query))
+            deleted = []
+            for item in listed.items:
+                obj, _ = self.objects.delete(
+                    rt,
+                    item["metadata"].get("namespace", ""),
+                    item["metadata"]["name"],
+                    options,
+                    None,
+                    propagation,
+                )
+                deleted.append(obj)
+            return self._json(
+                {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": {}, "items": deleted}
+            )
+        raise ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
+
+    @staticmethod
+    async def _read_json(request: web.Request) -> Any:
+        if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            )
+        raw = await request.read()
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError as error:
+            raise bad_request(f"invalid JSON in request body: {error}") from error
+
+    @staticmethod
+    def _predicate(query: Any) -> Predicate | None:
+        checks: list[Predicate] = []
+        if query.get("labelSelector"):
+            checks.append(parse_label_selector(query["labelSelector"]))
+        if query.get("fieldSelector"):
+            checks.append(parse_field_selector(query["fieldSelector"]))
+        if not checks:
+            return None
+        return lambda obj: all(check(obj) for check in checks)
+
+    def _list(self, target: Target, accept: Accept, query: Any) -> web.Response:
+        rt = target.rt
+        try:
+            limit = int(query.get("limit", "0") or 0)
+        except ValueError as error:
+            raise bad_request("limit must be an integer") from error
+        result = self.objects.list(
+            rt, target.namespace, self._predicate(query), limit, query.get("continue", "")
+        )
+        if accept.table:
+            table = build_table(
+                rt,
+                result.items,
+                str(result.resource_version),
+                query.get("includeObject", "Metadata"),
+                result.continue_token,
+            )
+            return self._json(table, content_type=_TABLE_MEDIA)
+        metadata: JsonDict = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            metadata["continue"] = result.continue_token
+            metadata["remainingItemCount"] = result.remaining
+        body = {
+            "kind": rt.list_kind,
+            "apiVersion": rt.api_version,
+            "metadata": metadata,
+            "items": result.items,
+        }
+        return self._json(body)
+
+    # ---- watch ---------------------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, target: Target, accept: Accept) -> web.StreamResponse:
+        rt = target.rt
+        query = request.query
+        predicate = self._predicate(query)
+        if target.name:
+            by_name = parse_field_selector(f"metadata.name={target.name}")
+            outer = predicate
+            predicate = by_name if outer is None else (lambda obj: by_name(obj) and outer(obj))
+        namespace = target.namespace if rt.namespaced else None
+        bookmarks = _flag(query.get("allowWatchBookmarks"))
+        send_initial = _flag(query.get("sendInitialEvents"))
+        timeout = float(query.get("timeoutSeconds", "0") or 0)
+        deadline = time.monotonic() + timeout if timeout > 0 else None
+        include_object = query.get("includeObject", "Metadata")
+
+        def matches(obj: JsonDict | None) -> bool:
+            if obj is None:
+                return False
+            if namespace is not None and obj["metadata"].get("namespace") != namespace:
+                return False
+            return predicate is None or predicate(obj)
+
+        def encode(event_type: str, obj: JsonDict) -> bytes:
+            shown = self.objects.present(rt, obj) if event_type != "BOOKMARK" else obj
+            if accept.table and event_type not in ("BOOKMARK", "ERROR"):
+                shown = build_table(rt, [shown], obj["metadata"].get("resourceVersion", ""), include_object)
+            return json.dumps({"type": event_type, "object": shown}, separators=(",", ":")).encode() + b"\n"
+
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
+        )
+        response.enable_chunked_encoding()
+        subscription = self.store.subscribe(rt.storage_key)
+        try:
+            await response.prepare(request)
+            rv_param = query.get("resourceVersion", "")
+            last_sent = self.store.resource_version
+            chunks: list[bytes] = []
+            if rv_param in ("", "0") or send_initial:
+                for obj in self.store.list(rt.storage_key, namespace):
+                    if matches(obj):
+                        chunks.append(encode("ADDED", obj))
+                if send_initial and bookmarks:
+                    chunks.append(encode("BOOKMARK", self._bookmark(rt, last_sent, initial_end=True)))
+            else:
+                try:
+                    since = int(rv_param)
+                except ValueError as error:
+                    raise bad_request(f"invalid resourceVersion {rv_param!r}") from error
+                history = self.store.events_since(rt.storage_key, since)
+                if history is None:
+                    status = gone(
+                        f"too old resource version: {since} ({self.store.history_floor})"
+                    ).to_status()
+                    await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+                    await response.write_eof()
+                    return response
+                for event in history:
+                    chunk = self._event_chunk(event, matches, encode)
+                    if chunk:
+                        chunks.append(chunk)
+                last_sent = max([since, *(event.resource_version for event in history)])
+            if chunks:
+                await response.write(b"".join(chunks))
+            next_bookmark = time.monotonic() + self.bookmark_interval
+            while True:
+                now = time.monotonic()
+                wait_for = next_bookmark - now if bookmarks else None
+                if deadline is not None:
+                    wait_for = min(wait_for, deadline - now) if wait_for is not None else deadline - now
+                    if wait_for <= 0:
+                        break
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), timeout=wait_for)
+                except TimeoutError:
+                    if bookmarks and time.monotonic() >= next_bookmark:
+                        await response.write(
+                            encode("BOOKMARK", self._bookmark(rt, self.store.resource_version))
+                        )
+                        next_bookmark = time.monotonic() + self.bookmark_interval
+                    continue
+                batch = [event]
+                while not subscription.queue.empty():
+                    batch.append(subscription.queue.get_nowait())
+                out = []
+                for queued in batch:
+                    if queued.resource_version <= last_sent:
+                        continue  # already sent from the history replay
+                    last_sent = queued.resource_version
+                    chunk = self._event_chunk(queued, matches, encode)
+                    if chunk:
+                        out.append(chunk)
+                if out:
+                    await response.write(b"".join(out))
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unsubscribe(subscription)
+        return response
+
+    @staticmethod
+    def _event_chunk(event: WatchEvent, matches: Any, encode: Any) -> bytes | None:
+        now_matches = matches(event.object)
+        if event.type == "DELETED":
+            return encode("DELETED", event.object) if now_matches or matches(event.previous) else None
+        was_matching = matches(event.previous) if event.previous is not None else False
+        if now_matches:
+            kind = "ADDED" if event.type == "ADDED" or not was_matching else "MODIFIED"
+            return encode(kind, event.object)  # type: ignore[no-any-return]
+        if was_matching:
+            return encode("DELETED", event.object)  # type: ignore[no-any-return]
+        return None
+
+    @staticmethod
+    def _bookmark(rt: ResourceType, resource_version: int, initial_end: bool = False) -> JsonDict:
+        metadata: JsonDict = {"resourceVersion": str(resource_version)}
+        if initial_end:
+            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": metadata}
+
+    # ---- auth-related resources ----------------------------------------------------------------------
+
+    def _token_request(self, target: Target, body: JsonDict) -> web.Response:
+        assert target.name is not None
+        self.objects.get(target.rt, target.namespace or "", target.name)
+        user = service_account_user(target.namespace or "", target.name)
+        token = self.authenticator.issue_token(user)
+        spec = body.get("spec") or {}
+        expiry = time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + int(spec.get("expirationSeconds") or 3600))
+        )
+        return self._json(
+            {
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": target.name, "namespace": target.namespace},
+                "spec": spec,
+                "status": {"token": token, "expirationTimestamp": expiry},
+            },
+            status=201,
+        )
+
+    def _access_review(self, rt: ResourceType, body: JsonDict, user: UserInfo) -> web.Response:
+        spec = body.get("spec") or {}
+        subject = user
+        if rt.plural == "subjectaccessreviews":
+            subject = UserInfo(spec.get("user", ""), tuple(spec.get("groups") or ()))
+        attributes = spec.get("resourceAttributes")
+        if attributes is not None:
+            request = RequestAttributes(
+                attributes.get("verb", ""),
+                attributes.get("group", ""),
+                attributes.get("resource", ""),
+                attributes.get("subresource", ""),
+                attributes.get("namespace", ""),
+                attributes.get("name", ""),
+            )
+        else:
+            non_resource = spec.get("nonResourceAttributes") or {}
+            request = RequestAttributes(
+                non_resource.get("verb", ""), path=non_resource.get("path", ""), resource_request=False
+            )
+        allowed = (
+            subject.is_admin
+            if not self.authenticator.enabled and subject is ADMIN
+            else self.authorizer.allowed(subject, request)
+        )
+        return self._json(
+            {
+                "kind": rt.kind,
+                "apiVersion": rt.api_version,
+                "metadata": {},
+                "spec": spec,
+                "status": {"allowed": allowed},
+            },
+            status=201,
+        )
+
+
+def _default_manager(request: web.Request) -> str:
+    """Like the real server: the field manager defaults to the client's user-agent program name."""
+    agent = request.headers.get("User-Agent", "unknown")
+    return agent.split("/", 1)[0] or "unknown"

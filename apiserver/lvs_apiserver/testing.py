@@ -1,0 +1,92 @@
+"""Run the embedded API server in a background thread with its own event loop (for tests and demos)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import kubeconfig
+from .server import ApiServer
+from .storage import Store
+
+T = TypeVar("T")
+
+
+class ServerThread:
+    """An ApiServer listening on 127.0.0.1 (port 0 by default), driven by a private event loop thread."""
+
+    def __init__(
+        self,
+        *,
+        auth_enabled: bool = False,
+        bookmark_interval: float = 5.0,
+        history_limit: int = 20000,
+        state_path: str | None = None,
+        tls: bool = False,
+        port: int = 0,
+        kubeconfig_path: str | Path | None = None,
+    ) -> None:
+        self._options = dict(
+            auth_enabled=auth_enabled, bookmark_interval=bookmark_interval, history_limit=history_limit
+        )
+        self._state_path = state_path
+        self._tls = tls
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="lvs-apiserver", daemon=True)
+        self.server: ApiServer | None = None
+        self.url = ""
+        self.ca_pem: bytes | None = None
+        self._workdir = Path(tempfile.mkdtemp(prefix="lvs-apiserver-"))
+        self.kubeconfig = Path(kubeconfig_path) if kubeconfig_path else self._workdir / "kubeconfig"
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self.url = self.run(self._start())
+        assert self.server is not None
+        kubeconfig.write(self.kubeconfig, self.url, self.server.authenticator.admin_token, self.ca_pem)
+        return self
+
+    async def _start(self) -> str:
+        store = Store(history_limit=int(self._options["history_limit"]), sqlite_path=self._state_path)
+        self.server = ApiServer(
+            store,
+            auth_enabled=bool(self._options["auth_enabled"]),
+            bookmark_interval=float(self._options["bookmark_interval"]),
+        )
+        ssl_context = None
+        if self._tls:
+            from .tls import self_signed
+
+            ssl_context, self.ca_pem = self_signed(self._workdir / "tls")
+        return await self.server.start("127.0.0.1", self._port, ssl_context)
+
+    def run(self, coroutine: Any) -> Any:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run a plain function on the server's loop thread (safe access to the store)."""
+
+        async def wrapper() -> T:
+            return function()
+
+        result: T = self.run(wrapper())
+        return result
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.run(self.server.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,359 @@
+"""Core object semantics through the real `kubernetes` client: identity, resourceVersion, generation,
+status subresource, patches, selectors, pagination, finalizers, dry-run, namespaces, GC."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client import ApiException
+
+from .widgets import GROUP, PLURAL, VERSION, widget
+
+pytestmark = pytest.mark.integration
+
+
+def custom(kube_api: Any) -> Any:
+    return kubernetes.client.CustomObjectsApi(kube_api)
+
+
+def wait_until(predicate: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_create_sets_identity_fields(kube_api: Any, namespace: str, widgets: Any) -> None:
+    created = custom(kube_api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("a"))
+    meta = created["metadata"]
+    assert len(meta["uid"]) == 36
+    assert meta["creationTimestamp"].endswith("Z")
+    assert meta["generation"] == 1
+    assert int(meta["resourceVersion"]) > 0
+    assert meta["namespace"] == namespace
+    fetched = custom(kube_api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "a")
+    assert fetched["metadata"]["uid"] == meta["uid"]
+    with pytest.raises(ApiException) as error:
+        custom(kube_api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("a"))
+    assert error.value.status == 409
+    assert "already exists" in error.value.body
+
+
+def test_generate_name(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    made = core.create_namespaced_config_map(
+        namespace, {"metadata": {"generateName": "cfg-"}, "data": {"a": "1"}}
+    )
+    assert made.metadata.name.startswith("cfg-") and len(made.metadata.name) == 9
+
+
+def test_stale_update_conflicts(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    first = core.create_namespaced_config_map(namespace, {"metadata": {"name": "c"}, "data": {"k": "1"}})
+    first.data = {"k": "2"}
+    updated = core.replace_namespaced_config_map("c", namespace, first)
+    assert int(updated.metadata.resource_version) > int(first.metadata.resource_version)
+    first.data = {"k": "3"}  # still carries the old resourceVersion
+    with pytest.raises(ApiException) as error:
+        core.replace_namespaced_config_map("c", namespace, first)
+    assert error.value.status == 409
+    assert "the object has been modified" in error.value.body
+    assert core.read_namespaced_config_map("c", namespace).data == {"k": "2"}
+
+
+def test_generation_bumps_on_spec_change_only(kube_api: Any, namespace: str, widgets: Any) -> None:
+    api = custom(kube_api)
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("g"))
+    labelled = api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "g", {"metadata": {"labels": {"x": "y"}}}
+    )
+    assert labelled["metadata"]["generation"] == 1
+    status = api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "g", {"status": {"phase": "Up"}}
+    )
+    assert status["metadata"]["generation"] == 1
+    changed = api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "g", {"spec": {"size": 4}}
+    )
+    assert changed["metadata"]["generation"] == 2
+    same = api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "g", {"spec": {"size": 4}})
+    assert same["metadata"]["generation"] == 2
+    assert same["metadata"]["resourceVersion"] == changed["metadata"]["resourceVersion"]  # no-op write
+
+
+def test_status_subresource_separation(kube_api: Any, namespace: str, widgets: Any) -> None:
+    api = custom(kube_api)
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("s"))
+    # status written through the main resource is ignored
+    main = api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "s", {"status": {"phase": "Bogus"}}
+    )
+    assert "status" not in main
+    # spec written through /status is ignored, status is kept
+    sub = api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "s", {"spec": {"size": 50}, "status": {"phase": "Running"}}
+    )
+    assert sub["status"] == {"phase": "Running"}
+    assert sub["spec"]["size"] == 3
+    got = api.get_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "s")
+    assert got["status"]["phase"] == "Running"
+
+
+def test_merge_json_and_strategic_patches(kube_api: Any, namespace: str, widgets: Any) -> None:
+    api = custom(kube_api)
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, widget("p", settings={"a": "1", "b": "2"})
+    )
+    merged = api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "p", {"spec": {"settings": {"a": None, "c": "3"}}}
+    )
+    assert merged["spec"]["settings"] == {"b": "2", "c": "3"}
+    # a list body makes the client send application/json-patch+json
+    patched = api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "p",
+        [
+            {"op": "replace", "path": "/spec/size", "value": 9},
+            {"op": "add", "path": "/spec/label", "value": "ab"},
+        ],
+        _content_type="application/json-patch+json",
+    )
+    assert patched["spec"]["size"] == 9 and patched["spec"]["label"] == "ab"
+    failing = [{"op": "test", "path": "/spec/size", "value": 1}]
+    with pytest.raises(ApiException) as error:
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "p", failing, _content_type="application/json-patch+json"
+        )
+    assert error.value.status == 422
+    # strategic merge patch on a built-in merges containers by name
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "pod"},
+            "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]},
+        },
+    )
+    pod = core.patch_namespaced_pod("pod", namespace, {"spec": {"containers": [{"name": "b", "image": "z"}]}})
+    assert [(c.name, c.image) for c in pod.spec.containers] == [("a", "x"), ("b", "z")]
+
+
+def test_label_and_field_selectors(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    for name, labels, node in [
+        ("p1", {"app": "web", "tier": "a"}, "n1"),
+        ("p2", {"app": "web"}, "n2"),
+        ("p3", {"app": "db"}, "n1"),
+    ]:
+        core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            },
+        )
+
+    def names(**kwargs: Any) -> list[str]:
+        return [p.metadata.name for p in core.list_namespaced_pod(namespace, **kwargs).items]
+
+    assert names(label_selector="app=web") == ["p1", "p2"]
+    assert names(label_selector="app!=web") == ["p3"]
+    assert names(label_selector="app in (db, other)") == ["p3"]
+    assert names(label_selector="tier") == ["p1"]
+    assert names(label_selector="!tier,app=web") == ["p2"]
+    assert names(field_selector="spec.nodeName=n1") == ["p1", "p3"]
+    assert names(field_selector="metadata.name=p2") == ["p2"]
+    assert names(field_selector="metadata.namespace=other") == []
+    assert [
+        p.metadata.name
+        for p in core.list_pod_for_all_namespaces(
+            field_selector=f"metadata.namespace={namespace},spec.nodeName!=n1"
+        ).items
+    ] == ["p2"]
+
+
+def test_pagination(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    for index in range(7):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": f"cm-{index}"}})
+    seen: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        page = core.list_namespaced_config_map(namespace, limit=3, _continue=token)
+        pages += 1
+        seen.extend(item.metadata.name for item in page.items)
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 7 - len(seen)
+    assert pages == 3
+    assert seen == [f"cm-{index}" for index in range(7)]
+
+
+def test_finalizers_hold_deletion(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "held", "finalizers": ["demo.lvs.io/hold"]}}
+    )
+    core.delete_namespaced_config_map("held", namespace)
+    held = core.read_namespaced_config_map("held", namespace)
+    assert held.metadata.deletion_timestamp is not None
+    with pytest.raises(ApiException) as error:
+        core.patch_namespaced_config_map(
+            "held", namespace, {"metadata": {"finalizers": ["demo.lvs.io/hold", "other"]}}
+        )
+    assert error.value.status == 403
+    core.patch_namespaced_config_map("held", namespace, {"metadata": {"finalizers": None}})
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_config_map("held", namespace)
+    assert gone.value.status == 404
+
+
+def test_dry_run_does_not_persist(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    result = core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "dry"}, "data": {"a": "b"}}, dry_run="All"
+    )
+    assert result.metadata.name == "dry" and result.metadata.uid
+    with pytest.raises(ApiException):
+        core.read_namespaced_config_map("dry", namespace)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "wet"}, "data": {"a": "b"}})
+    core.patch_namespaced_config_map("wet", namespace, {"data": {"a": "c"}}, dry_run="All")
+    core.delete_namespaced_config_map("wet", namespace, dry_run="All")
+    assert core.read_namespaced_config_map("wet", namespace).data == {"a": "b"}
+
+
+def test_namespace_deletion_cascades(kube_api: Any) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespace({"metadata": {"name": "doomed"}})
+    core.create_namespaced_config_map("doomed", {"metadata": {"name": "a"}})
+    core.create_namespaced_config_map("doomed", {"metadata": {"name": "b", "finalizers": ["x/y"]}})
+    core.delete_namespace("doomed")
+    assert core.read_namespace("doomed").status.phase == "Terminating"
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_config_map("doomed", {"metadata": {"name": "c"}})
+    assert refused.value.status == 403
+    wait_until(lambda: [cm.metadata.name for cm in core.list_namespaced_config_map("doomed").items] == ["b"])
+    core.patch_namespaced_config_map("b", "doomed", {"metadata": {"finalizers": None}})
+
+    def namespace_gone() -> bool:
+        try:
+            core.read_namespace("doomed")
+        except ApiException as error:
+            return error.status == 404
+        return False
+
+    wait_until(namespace_gone)
+    with pytest.raises(ApiException) as missing:
+        core.create_namespaced_config_map("nowhere", {"metadata": {"name": "c"}})
+    assert missing.value.status == 404
+
+
+def test_owner_references_garbage_collection(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
+    reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "child", "ownerReferences": [reference]}}
+    )
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "orphan-child", "ownerReferences": [reference]}}
+    )
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "bystander"}})
+    core.delete_namespaced_config_map("owner", namespace, propagation_policy="Background")
+    wait_until(
+        lambda: {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items} == {"bystander"}
+    )
+
+    owner2 = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner2"}})
+    reference2 = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner2.metadata.uid}
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "kept", "ownerReferences": [reference2]}}
+    )
+    core.delete_namespaced_config_map("owner2", namespace, propagation_policy="Orphan")
+    wait_until(
+        lambda: "owner2" not in {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+    )
+    kept = core.read_namespaced_config_map("kept", namespace)
+    assert not kept.metadata.owner_references
+
+
+def test_discovery_documents(kube_api: Any, widgets: Any) -> None:
+    groups = kubernetes.client.ApisApi(kube_api).get_api_versions()
+    names = [group.name for group in groups.groups]
+    for expected in (
+        "apps",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "rbac.authorization.k8s.io",
+        GROUP,
+    ):
+        assert expected in names
+    resources = kubernetes.client.CustomObjectsApi(kube_api).get_api_resources(GROUP, VERSION)
+    widget_entry = next(r for r in resources.resources if r.name == PLURAL)
+    assert widget_entry.kind == "Widget" and widget_entry.namespaced and widget_entry.short_names == ["wdg"]
+    assert any(r.name == f"{PLURAL}/status" for r in resources.resources)
+    core = kubernetes.client.CoreApi(kube_api).get_api_versions()
+    assert core.versions == ["v1"]
+    version = kubernetes.client.VersionApi(kube_api).get_code()
+    assert version.major == "1"
+
+
+def test_leases_events_and_endpointslices(kube_api: Any, namespace: str) -> None:
+    leases = kubernetes.client.CoordinationV1Api(kube_api)
+    lease = leases.create_namespaced_lease(
+        namespace,
+        {"metadata": {"name": "vip-group"}, "spec": {"holderIdentity": "node-a", "leaseDurationSeconds": 5}},
+    )
+    lease.spec.holder_identity = "node-b"
+    assert leases.replace_namespaced_lease("vip-group", namespace, lease).spec.holder_identity == "node-b"
+    events = kubernetes.client.EventsV1Api(kube_api)
+    events.create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"name": "e1"},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "x",
+            "reportingInstance": "y",
+            "action": "A",
+            "reason": "R",
+            "type": "Normal",
+        },
+    )
+    assert [e.metadata.name for e in events.list_namespaced_event(namespace).items] == ["e1"]
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"name": "e2"},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "R",
+            "message": "m",
+        },
+    )
+    assert [e.metadata.name for e in core.list_namespaced_event(namespace).items] == ["e2"]
+    slices = kubernetes.client.DiscoveryV1Api(kube_api)
+    slices.create_namespaced_endpoint_slice(
+        namespace,
+        {
+            "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["198.51.100.11"], "conditions": {"ready": True}}],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+    )
+    found = slices.list_namespaced_endpoint_slice(
+        namespace, label_selector="kubernetes.io/service-name=web"
+    ).items
+    assert found[0].endpoints[0].addresses == ["198.51.100.11"]
