@@ -30,8 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from lvs_api.ipvs import Op, OpKind, ServiceKey, Table, VirtualServer
-from lvs_api.models import ResolvedMember, ResolvedService
+from lvs_api.compiler import dest_port, service_keys
+from lvs_api.ipvs import DestKey, Op, OpKind, ServiceKey, Table, VirtualServer
+from lvs_api.models import CheckType, OnFailure, ResolvedMember, ResolvedService
 
 from lvs_agent.desired import DesiredState, DesiredStateSource
 from lvs_agent.netlink.kernel import ApplyResult, IpvsError, IpvsKernel
@@ -105,6 +106,36 @@ class Reconciler:
         self._health = health or (lambda _key, _member: None)
         self._on_groups = on_groups
         self.last: PassResult | None = None
+        # the kernel as found at agent start, for members whose health is not known yet (see below)
+        self._startup: Table | None = None
+        self._startup_owned: frozenset[ServiceKey] = frozenset()
+
+    def _health_or_adopted(self, key: str, resolved: ResolvedService, member: ResolvedMember) -> bool | None:
+        """The engine's verdict; while there is none yet, what the kernel said at agent start.
+
+        The compiler counts unknown as healthy. Right after an agent restart every member is unknown, so
+        a member that was quiesced (weight 0) or removed for failing its check would be put back until
+        its first checks fail again: a write, and traffic to a dead server. Instead, until the member has
+        a verdict, a checked member that the kernel held quiesced (or, with ``onFailure: Remove``, did not
+        hold) in a service of ours at start stays that way. Services without checks are not affected.
+        """
+        verdict = self._health(key, member)
+        if verdict is not None or self._startup is None:
+            return verdict
+        spec = resolved.spec.service
+        if spec.health_check.type is CheckType.NONE:
+            return None
+        for service in service_keys(spec):
+            if service not in self._startup_owned or service not in self._startup:
+                continue
+            dest = DestKey(service.family, member.address, dest_port(spec, service, member.port))
+            current = self._startup[service].dests.get(dest)
+            if current is None and spec.on_failure is OnFailure.REMOVE:
+                return False
+            usable = member.weight > 0 and member.ready and not member.terminating
+            if current is not None and current.weight == 0 and usable:
+                return False
+        return None
 
     # --- one pass -----------------------------------------------------------------------------------
 
@@ -131,13 +162,15 @@ class Reconciler:
             self.last = result
             return result
         owned_before = self.record.keys
+        if self._startup is None:
+            self._startup, self._startup_owned = observed, owned_before
         compiled: dict[str, Table] = {}
         claimed_by: dict[ServiceKey, str] = {}
         for key, resolved in sorted(selected.items()):
             generation = resolved.spec.accepted_generation
             group = vip_group_of(resolved)
             try:
-                table = self._compile(resolved, functools.partial(self._health, key))
+                table = self._compile(resolved, functools.partial(self._health_or_adopted, key, resolved))
             except ValueError as error:
                 result.outcomes[key] = ServiceOutcome(False, "CompileError", str(error), group=group)
                 continue

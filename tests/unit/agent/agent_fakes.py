@@ -46,24 +46,7 @@ class FakeVipAddresses:
         self.announced.append(canonical_vip(vip))
 
 
-# --- a minimal compiler and planner, only until lvs_api's land (tests/unit/agent/test_reconcile.py) ----
-
-def simple_compile(resolved: Any, health: Any) -> Table:
-    """One IPVS service per port, NAT, members with their weights; unhealthy members weight 0."""
-    from lvs_api.ipvs import DestConfig, DestKey, Family, Protocol, ServiceConfig, ServiceKey, VirtualServer
-
-    service = resolved.spec.service
-    family = Family.INET6 if ":" in service.vip else Family.INET
-    table: dict[ServiceKey, VirtualServer] = {}
-    for port in service.ports:
-        key = ServiceKey(family, Protocol[port.protocol.value], service.vip, port.port)
-        dests = {}
-        for member in resolved.spec.members:
-            weight = 0 if health(member) is False else member.weight
-            dests[DestKey(family, member.address, member.port or port.port)] = DestConfig(weight=weight)
-        table[key] = VirtualServer(ServiceConfig(scheduler=service.scheduler.name.value), dests)
-    return table
-
+# --- a minimal planner, only until lvs_api's lands (tests/unit/agent/test_reconcile.py) ----
 
 def simple_plan(desired: Table, observed: Table, owned: AbstractSet[Any]) -> list[Op]:
     """Minimal diff over owned keys; never touches a key it does not own."""

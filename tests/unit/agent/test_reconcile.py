@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fakes import simple_compile, simple_plan
+from agent_fakes import simple_plan
 from lvs_agent.desired import FileDesiredStateSource
 from lvs_agent.netlink import FakeIpvsKernel
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import ReconcileLoop, Reconciler
+from lvs_api.compiler import compile_resolved
 from lvs_api.ipvs import (
     DestConfig,
     DestKey,
@@ -58,7 +59,7 @@ def state(*objects: dict[str, Any]) -> dict[str, ResolvedService]:
 
 def make(kernel: FakeIpvsKernel, tmp_path: Path, **kwargs: Any) -> Reconciler:
     return Reconciler(node_labels={"lvs.io/director": "true"}, kernel=kernel,
-                      record=OwnershipRecord(tmp_path / "owned.json"), compile_service=simple_compile,
+                      record=OwnershipRecord(tmp_path / "owned.json"), compile_service=compile_resolved,
                       plan=simple_plan, **kwargs)
 
 
@@ -192,3 +193,35 @@ async def test_loop_retries_with_backoff_until_the_kernel_accepts(tmp_path: Path
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_restart_keeps_a_quiesced_member_quiesced_until_its_check_decides(tmp_path: Path) -> None:
+    kernel = FakeIpvsKernel()
+    down = DestKey(Family.INET, "198.51.100.12", 80)
+    verdicts: dict[str, bool | None] = {"198.51.100.12": False}
+
+    def health(_key: str, member: ResolvedMember) -> bool | None:
+        return verdicts.get(member.address)
+
+    make(kernel, tmp_path, health=health).reconcile_once(state(resolved()))
+    assert kernel.dump()[WEB].dests[down].weight == 0
+    writes = kernel.writes
+    verdicts.clear()  # restarted agent: every member unknown
+    restarted = make(kernel, tmp_path, health=health)
+    assert restarted.reconcile_once(state(resolved())).ops == []
+    assert restarted.reconcile_once(state(resolved())).ops == []  # still unknown: still adopted
+    assert kernel.writes == writes
+    verdicts["198.51.100.12"] = True  # the check passes: back in service with one edit
+    result = restarted.reconcile_once(state(resolved()))
+    assert [op.kind for op in result.ops] == [OpKind.EDIT_DEST]
+    assert kernel.dump()[WEB].dests[down].weight == 2
+
+
+def test_without_health_checks_unknown_means_the_spec_weight(tmp_path: Path) -> None:
+    kernel = FakeIpvsKernel()
+    unchecked = resolved(members=(("198.51.100.11", 0),), healthCheck={"type": "None"})
+    make(kernel, tmp_path).reconcile_once(state(unchecked))
+    raised = resolved(members=(("198.51.100.11", 4),), healthCheck={"type": "None"})
+    result = make(kernel, tmp_path).reconcile_once(state(raised))  # restarted, spec changed meanwhile
+    assert [op.kind for op in result.ops] == [OpKind.EDIT_DEST]
+    assert kernel.dump()[WEB].dests[DestKey(Family.INET, "198.51.100.11", 80)].weight == 4
