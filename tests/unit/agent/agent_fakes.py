@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Set as AbstractSet
-from typing import Any
-
 from lvs_agent.addresses import VipConflictError, canonical_vip
-from lvs_api.ipvs import Op, OpKind, Table
 
 
 class FakeVipAddresses:
@@ -45,27 +41,3 @@ class FakeVipAddresses:
     def announce(self, vip: str) -> None:
         self.announced.append(canonical_vip(vip))
 
-
-# --- a minimal planner, only until lvs_api's lands (tests/unit/agent/test_reconcile.py) ----
-
-def simple_plan(desired: Table, observed: Table, owned: AbstractSet[Any]) -> list[Op]:
-    """Minimal diff over owned keys; never touches a key it does not own."""
-    ops: list[Op] = []
-    for key, virtual in desired.items():
-        current = observed.get(key)
-        if current is None:
-            ops.append(Op(OpKind.ADD_SERVICE, key, virtual.config))
-            ops += [Op(OpKind.ADD_DEST, key, None, dest, config) for dest, config in virtual.dests.items()]
-            continue
-        if key not in owned:
-            continue
-        if current.config != virtual.config:
-            ops.append(Op(OpKind.EDIT_SERVICE, key, virtual.config))
-        for dest, config in virtual.dests.items():
-            if dest not in current.dests:
-                ops.append(Op(OpKind.ADD_DEST, key, None, dest, config))
-            elif current.dests[dest] != config:
-                ops.append(Op(OpKind.EDIT_DEST, key, None, dest, config))
-        ops += [Op(OpKind.DEL_DEST, key, None, dest) for dest in current.dests if dest not in virtual.dests]
-    ops += [Op(OpKind.DEL_SERVICE, key) for key in owned if key in observed and key not in desired]
-    return ops

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fakes import simple_plan
 from lvs_agent.desired import FileDesiredStateSource
 from lvs_agent.netlink import FakeIpvsKernel
 from lvs_agent.ownership import OwnershipRecord
@@ -30,6 +29,7 @@ from lvs_api.ipvs import (
     VirtualServer,
 )
 from lvs_api.models import ResolvedMember, ResolvedService
+from lvs_api.planner import plan
 
 WEB = ServiceKey(Family.INET, Protocol.TCP, "203.0.113.10", 80)
 KUBE_PROXY = ServiceKey(Family.INET, Protocol.TCP, "198.51.100.200", 443)
@@ -60,7 +60,7 @@ def state(*objects: dict[str, Any]) -> dict[str, ResolvedService]:
 def make(kernel: FakeIpvsKernel, tmp_path: Path, **kwargs: Any) -> Reconciler:
     return Reconciler(node_labels={"lvs.io/director": "true"}, kernel=kernel,
                       record=OwnershipRecord(tmp_path / "owned.json"), compile_service=compile_resolved,
-                      plan=simple_plan, **kwargs)
+                      plan=plan, **kwargs)
 
 
 def test_first_pass_programs_then_nothing_more_even_after_a_restart(tmp_path: Path) -> None:

@@ -1,0 +1,132 @@
+"""``python -m lvs_agent``: the node agent (DaemonSet on director nodes).
+
+Wires the parts together: desired-state source -> reconcile loop (compiler, planner, IpvsKernel,
+ownership record) -> failover runner (heartbeats, Leases, VIPs) -> DirectorReport writer. Each runs as
+its own asyncio task; none of them waits on another's I/O, so a slow API server never delays heartbeats
+or kernel programming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lvs_api.compiler import compile_resolved
+from lvs_api.planner import plan
+
+from lvs_agent.addresses import NetlinkVipAddresses
+from lvs_agent.config import AgentConfig, load_config
+from lvs_agent.desired import DesiredStateSource, FileDesiredStateSource, KubeDesiredStateSource
+from lvs_agent.failover.lease import FileLeaseStore, KubeLeaseStore, LeaseStore
+from lvs_agent.failover.machine import Role
+from lvs_agent.failover.runner import FailoverRunner
+from lvs_agent.netlink import IpvsNetlink
+from lvs_agent.ownership import OwnershipRecord
+from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler
+from lvs_agent.report import KubeReportSink, ReportWriter, build_status
+from lvs_agent.syncd import IpvsadmSyncDaemons, SyncDaemonConfig
+
+logger = logging.getLogger("lvs_agent")
+
+
+async def _node_labels(config: AgentConfig, client: object) -> dict[str, str]:
+    from lvs_kube.client import KubeClient
+    from lvs_kube.resources import NODE
+
+    assert isinstance(client, KubeClient)
+    node = await client.get(NODE, config.node)
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return {str(key): str(value) for key, value in labels.items()}
+
+
+async def run_agent(config: AgentConfig) -> None:
+    client = None
+    if "kube" in (config.source, config.lease) or config.report:
+        from lvs_kube.client import KubeClient
+        from lvs_kube.config import load_config as load_kube_config
+
+        client = KubeClient(load_kube_config())
+    try:
+        labels = dict(config.node_labels)
+        if config.source == "kube" and client is not None:
+            labels = await _node_labels(config, client)
+        source: DesiredStateSource
+        if config.source.startswith("file:"):
+            source = FileDesiredStateSource(config.source[len("file:"):])
+        else:
+            assert client is not None
+            source = KubeDesiredStateSource(client)
+        lease_store: LeaseStore
+        if config.lease.startswith("file:"):
+            lease_store = FileLeaseStore(config.lease[len("file:"):], config.timing.lease_duration)
+        else:
+            assert client is not None
+            lease_store = KubeLeaseStore(client, config.lease_namespace, int(config.timing.lease_duration))
+        if config.sync_interface:
+            started = IpvsadmSyncDaemons().ensure(SyncDaemonConfig(config.sync_interface, config.sync_id))
+            logger.info("IPVS sync daemons: started %s", started or "none (already running)")
+        vips = NetlinkVipAddresses(config.vip_interface, config.uplink)
+        kernel = IpvsNetlink(netns=config.netns)
+        failovers: dict[str, int] = {}
+        writer = ReportWriter(KubeReportSink(client), config.node) if (config.report and client) else None
+
+        def on_role(group: str, role: Role, term: int) -> None:
+            logger.info("VIP group %s: %s (term %d)", group, role.value, term)
+            if role is Role.ACTIVE:
+                failovers[group] = failovers.get(group, 0) + 1
+
+        runner = FailoverRunner(
+            node=config.node, peers=config.peers, secret=config.secret, lease_store=lease_store, vips=vips,
+            timing=config.timing, bind=(config.heartbeat_bind, config.heartbeat_port), on_role_change=on_role,
+        )
+
+        def on_groups(groups: Mapping[str, frozenset[str]]) -> None:
+            runner.set_groups(groups)
+
+        def on_pass(result: PassResult) -> None:
+            if writer is not None:
+                writer.update(build_status(result, groups=runner.status(), failovers=failovers))
+
+        reconciler = Reconciler(node_labels=labels, kernel=kernel, record=OwnershipRecord(config.record_path),
+                                compile_service=compile_resolved, plan=plan, on_groups=on_groups)
+        loop = ReconcileLoop(reconciler, source, resync_interval=config.resync_interval, on_pass=on_pass)
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(loop.run(), name="reconcile"),
+                 asyncio.create_task(runner.run(), name="failover")]
+        if writer is not None:
+            tasks.append(asyncio.create_task(writer.run(), name="report"))
+        logger.info("agent %s running: source=%s lease=%s peers=%s", config.node, config.source, config.lease,
+                    [peer.node for peer in config.peers])
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for task in done:
+            if task in tasks and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        kernel.close()
+        vips.close()
+    finally:
+        if client is not None:
+            await client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(argv)
+    asyncio.run(run_agent(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
