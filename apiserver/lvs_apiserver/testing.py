@@ -81,9 +81,19 @@ class ServerThread:
     def stop(self) -> None:
         if self.server is not None:
             self.run(self.server.stop())
+            self.run(self._cancel_leftovers())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+    @staticmethod
+    async def _cancel_leftovers() -> None:
+        """Finish watch handlers still parked on their queues, so the loop closes cleanly."""
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     def __enter__(self) -> ServerThread:
         return self.start()
