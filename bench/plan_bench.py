@@ -88,25 +88,30 @@ def main() -> None:
 
     destinations = sum(len(s.dests) for s in desired.values())
     kinds = [op.kind.value for op in full]
+    compile_us = statistics.median(compile_timings) * 1e6
+    rows = [
+        (
+            "one member change, full plan vs dumped table",
+            f"{full_s * 1e3:8.2f} ms",
+            f"{len(full)} op(s) {kinds}",
+        ),
+        (
+            "one member change, full plan vs carried-over table",
+            f"{carried_s * 1e3:8.2f} ms",
+            f"{len(carried)} op(s)",
+        ),
+        ("one member change, plan(only=[changed key])", f"{inc_s * 1e3:8.3f} ms", f"{len(inc)} op(s)"),
+        ("nothing changed, full plan vs dumped table", f"{noop_s * 1e3:8.2f} ms", f"{len(noop)} op(s)"),
+        (
+            f"cold plan, {destinations:,} destinations, empty kernel",
+            f"{cold_s * 1e3:8.1f} ms",
+            f"{len(cold):,} ops",
+        ),
+        (f"compile one VirtualService ({MEMBERS} members, 1 port)", f"{compile_us:8.1f} us", ""),
+    ]
     print(f"plan_bench: {SERVICES:,} services x {MEMBERS} members, median of {runs} runs")
-    print(
-        f"  one member change, full plan vs dumped kernel table    : {full_s * 1e3:8.2f} ms  {len(full)} op(s) {kinds}"
-    )
-    print(
-        f"  one member change, full plan vs carried-over table     : {carried_s * 1e3:8.2f} ms  {len(carried)} op(s)"
-    )
-    print(
-        f"  one member change, plan(only=[changed key])            : {inc_s * 1e3:8.3f} ms  {len(inc)} op(s)"
-    )
-    print(
-        f"  nothing changed, full plan vs dumped kernel table      : {noop_s * 1e3:8.2f} ms  {len(noop)} op(s)"
-    )
-    print(
-        f"  cold plan, {destinations:,} destinations into an empty kernel : {cold_s * 1e3:8.1f} ms  {len(cold):,} ops"
-    )
-    print(
-        f"  compile one VirtualService ({MEMBERS} members, 1 port)        : {statistics.median(compile_timings) * 1e6:8.1f} us"
-    )
+    for label, figure, detail in rows:
+        print(f"  {label:<52} {figure}  {detail}".rstrip())
 
 
 if __name__ == "__main__":
