@@ -27,7 +27,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from lvs_agent.health.dns import (
-    QUERY_TYPES,
     RCODE_NAMES,
     RCODES,
     DnsWireError,
@@ -381,26 +380,24 @@ async def probe_udp(address: str, port: int, spec: UdpProbe, timeout: float) -> 
         return ProbeResult(False, _os_error_reason(error.errno) if error.errno else str(error))
     finally:
         sock.close()
-    if spec.expect is None or spec.expect in reply:
+    if spec.expect is None or _compiled_regex(spec.expect).search(reply):
         return ProbeResult(True, f"reply of {len(reply)} bytes")
-    return ProbeResult(False, f"reply does not contain {spec.expect[:40]!r}")
+    return ProbeResult(False, f"reply does not match {spec.expect[:40]!r}")
 
 
 def judge_dns_reply(spec: DnsProbe, reply_rcode: int, answers: list[tuple[int, str]]) -> ProbeResult:
-    """Health from a parsed reply: rcode, then (if asked) one expected answer of the queried type."""
+    """Health from a parsed reply: rcode, then (if asked) one expected value in the answer section."""
     wanted_rcode = RCODES[spec.expect_rcode.upper()]
     got = RCODE_NAMES.get(reply_rcode, str(reply_rcode))
     if reply_rcode != wanted_rcode:
         return ProbeResult(False, f"DNS rcode {got}, expected {spec.expect_rcode.upper()}")
     if not spec.expect_answers:
         return ProbeResult(True, f"DNS {got}")
-    qtype = QUERY_TYPES[spec.query_type.upper()]
-    relevant = [(rtype, value) for rtype, value in answers if qtype in (rtype, QUERY_TYPES["ANY"])]
-    for rtype, value in relevant:
+    for rtype, value in answers:
         expected = {canonical_answer(rtype, text) for text in spec.expect_answers}
         if canonical_answer(rtype, value) in expected:
             return ProbeResult(True, f"DNS {got}, answer {value}")
-    shown = ", ".join(value for _, value in relevant[:4]) or "none"
+    shown = ", ".join(value for _, value in answers[:4]) or "none"
     return ProbeResult(False, f"DNS {got}, no expected answer (got {shown})")
 
 
@@ -436,8 +433,8 @@ async def probe_dns(address: str, port: int, spec: DnsProbe, timeout: float) -> 
 
 
 async def probe_exec(address: str, port: int, spec: ExecProbe, timeout: float) -> ProbeResult:
-    argv = [arg.replace("%h", address).replace("%p", str(port)) for arg in spec.command]
-    env = dict(os.environ, LVS_MEMBER_ADDRESS=address, LVS_MEMBER_PORT=str(port))
+    argv = list(spec.command)
+    env = dict(os.environ, MEMBER_ADDRESS=address, MEMBER_PORT=str(port))
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,

@@ -18,6 +18,13 @@ class CheckSpecError(ValueError):
     """A check definition that cannot be probed (bad timing, unknown DNS type...)."""
 
 
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern.encode())
+    except re.error as error:
+        raise CheckSpecError(f"invalid regular expression {pattern!r}: {error}") from error
+
+
 @dataclass(frozen=True, slots=True)
 class TcpProbe:
     """Healthy when a TCP connection to the member completes."""
@@ -60,32 +67,33 @@ class HttpProbe:
             if any(ch in text for ch in "\r\n "):
                 raise CheckSpecError(f"whitespace or line break in HTTP check field: {text!r}")
         if self.body_regex is not None:
-            try:
-                re.compile(self.body_regex.encode())
-            except re.error as error:
-                raise CheckSpecError(f"invalid body regex {self.body_regex!r}: {error}") from error
+            _check_regex(self.body_regex)
 
 
 @dataclass(frozen=True, slots=True)
 class UdpProbe:
     """Send ``send`` in one datagram.
 
-    With ``expect`` set, healthy when a reply containing ``expect`` arrives within the timeout (``b""``
-    accepts any reply). Without it, healthy unless the member answers with an ICMP error (port
-    unreachable) before the timeout: such a check takes the whole timeout to succeed.
+    With ``expect`` set (a regular expression), healthy when a reply matching it arrives within the
+    timeout (``""`` accepts any reply). Without it, healthy unless the member answers with an ICMP error
+    (port unreachable) before the timeout: such a check takes the whole timeout to succeed.
     """
 
     send: bytes = b""
-    expect: bytes | None = None
+    expect: str | None = None
 
     kind = "UDP"
+
+    def __post_init__(self) -> None:
+        if self.expect is not None:
+            _check_regex(self.expect)
 
 
 @dataclass(frozen=True, slots=True)
 class DnsProbe:
     """Send a DNS query over UDP; healthy when the reply's rcode is ``expect_rcode`` and, when
-    ``expect_answers`` is not empty, at least one answer record of the queried type equals one of them
-    (addresses for A/AAAA, names for CNAME/NS/PTR, text for TXT)."""
+    ``expect_answers`` is not empty, at least one record of the answer section equals one of them
+    (addresses for A/AAAA, names for CNAME/NS/PTR, text for TXT; other types as rdata hex)."""
 
     query_name: str
     query_type: str = "A"
@@ -109,9 +117,8 @@ class DnsProbe:
 class ExecProbe:
     """Run ``command`` (argv, no shell); healthy when it exits 0 within the timeout.
 
-    ``%h`` and ``%p`` in arguments are replaced by the member address and port (the Piranha convention);
-    the environment also carries ``LVS_MEMBER_ADDRESS`` and ``LVS_MEMBER_PORT``. Runs with the agent's
-    privileges, which is why the engine refuses it unless ``allow_exec`` is on.
+    The environment carries ``MEMBER_ADDRESS`` and ``MEMBER_PORT``. Runs with the agent's privileges,
+    which is why the engine refuses it unless ``allow_exec`` is on.
     """
 
     command: tuple[str, ...]

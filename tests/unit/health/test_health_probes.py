@@ -348,9 +348,9 @@ async def udp_server(
 async def test_udp_send_expect() -> None:
     transport, server, port = await udp_server(lambda data: [b"PONG " + data])
     try:
-        assert (await probe(UdpProbe(send=b"PING", expect=b"PONG"), port)).ok
-        mismatch = await probe(UdpProbe(send=b"PING", expect=b"HELLO"), port)
-        assert mismatch == ProbeResult(False, "reply does not contain b'HELLO'")
+        assert (await probe(UdpProbe(send=b"PING", expect="^PONG PI+NG$"), port)).ok
+        mismatch = await probe(UdpProbe(send=b"PING", expect="HELLO"), port)
+        assert mismatch == ProbeResult(False, "reply does not match 'HELLO'")
         assert server.received == [b"PING", b"PING"]
     finally:
         transport.close()
@@ -365,7 +365,7 @@ async def test_udp_port_unreachable_and_silence() -> None:
     try:
         silent_ok = await probe(UdpProbe(send=b"x"), port, timeout=0.2)
         assert silent_ok.ok
-        silent_expected = await probe(UdpProbe(send=b"x", expect=b""), port, timeout=0.2)
+        silent_expected = await probe(UdpProbe(send=b"x", expect=""), port, timeout=0.2)
         assert silent_expected == ProbeResult(False, "timeout after 0.2s")
     finally:
         transport.close()
@@ -428,6 +428,10 @@ async def test_dns_noerror_servfail_and_expected_answers(dns: tuple[DnsResponder
     assert good == ProbeResult(True, "DNS NOERROR, answer 192.0.2.53")
     bad = await probe(DnsProbe("member.example", expect_answers=frozenset({"192.0.2.99"})), port)
     assert bad == ProbeResult(False, "DNS NOERROR, no expected answer (got 192.0.2.53)")
+    cross_type = await probe(
+        DnsProbe("m.example", query_type="ANY", expect_answers=frozenset({"2001:db8::53"})), port
+    )
+    assert cross_type.ok
     aaaa = await probe(
         DnsProbe("m.example", query_type="AAAA", expect_answers=frozenset({"2001:DB8::53"})), port
     )
@@ -480,11 +484,13 @@ def script(tmp_path: Path) -> Iterator[Callable[[str], tuple[str, ...]]]:
     yield make
 
 
-async def test_exec_exit_status_arguments_and_environment(script: Callable[[str], tuple[str, ...]]) -> None:
+async def test_exec_exit_status_verbatim_arguments_and_environment(
+    script: Callable[[str], tuple[str, ...]],
+) -> None:
     command = script(
         "import os, sys\n"
-        "ok = sys.argv[1:] == ['127.0.0.1', '8080'] and os.environ['LVS_MEMBER_ADDRESS'] == '127.0.0.1'\n"
-        "ok = ok and os.environ['LVS_MEMBER_PORT'] == '8080'\n"
+        "ok = sys.argv[1:] == ['%h', '%p'] and os.environ['MEMBER_ADDRESS'] == '127.0.0.1'\n"
+        "ok = ok and os.environ['MEMBER_PORT'] == '8080'\n"
         "sys.exit(0 if ok else 1)\n"
     )
     result = await NetworkProber(allow_exec=True).probe(LOOPBACK, 8080, ExecProbe(command), 5.0)

@@ -53,6 +53,7 @@ def test_port_override() -> None:
         lambda: HttpProbe(expect_status=()),
         lambda: HttpProbe(host="a\r\nX-Injected: 1"),
         lambda: HttpProbe(body_regex="("),
+        lambda: UdpProbe(expect="[a-"),
         lambda: DnsProbe("example.", query_type="BOGUS"),
         lambda: DnsProbe("example.", expect_rcode="WHATEVER"),
         lambda: DnsProbe("bad..name"),
