@@ -208,6 +208,17 @@ class KeepalivedInterpreter:
                 )
             elif key in {"lvs_sync_daemon_interface", "sync_daemon"}:
                 self.config.sync_daemon_line = item.line
+                if item.args:
+                    self.config.agent_flag("--sync-interface", item.args[0], item.line)
+            elif key == "unicast_peer":
+                for peer in item.blocks():
+                    address = self.values.ip(peer, text=peer.keyword)
+                    self.config.agent_flag("--peer", f"<node-of-{address}>={address}", peer.line)
+                self.warn(
+                    item.line,
+                    f"vrrp_instance {director.name}: unicast_peer becomes the agents' --peer "
+                    "flags (see the header)",
+                )
             else:
                 self.warn(item.line, f"vrrp_instance {director.name}: unknown keyword '{key}': ignored")
         self.config.directors.append(director)

@@ -145,3 +145,9 @@ class LegacyConfig:
     failover: Failover | None = None
     nat_router: tuple[str, int] | None = None  # (address[/mask], line): the real servers' gateway
     sync_daemon_line: int | None = None  # where connection sync was switched on
+    # flags of the agent DaemonSet (lvs-agent) that reproduce director-level settings: (flag, value, line)
+    agent_flags: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def agent_flag(self, flag: str, value: str, line: int) -> None:
+        if all((known_flag, known_value) != (flag, value) for known_flag, known_value, _ in self.agent_flags):
+            self.agent_flags.append((flag, value, line))

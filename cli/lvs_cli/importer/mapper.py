@@ -116,14 +116,19 @@ class Mapper:
                 )
                 if part
             )
-            match = ""
-            if interval and dead:
-                match = f"interval {interval:g} s and missed {max(1, round(dead / interval))} to match; "
+            flags = ""
+            if interval:
+                config.agent_flag("--heartbeat-interval", f"{interval:g}", failover.line)
+                flags = f"--heartbeat-interval {interval:g}"
+                if dead:
+                    missed = max(1, round(dead / interval))
+                    config.agent_flag("--missed", str(missed), failover.line)
+                    flags += f" --missed {missed}"
             self.warn(
                 failover.line,
-                f"director failover timing ({said}, {failover.source}) has no per-object field: it is the "
-                f"agent's heartbeat timing ({match}the agent's default, 0.05 s x 3 missed, detects a dead "
-                "director in 150 ms)",
+                f"director failover timing ({said}, {failover.source}) is set on the agent DaemonSet, not in "
+                f"these objects: {flags or 'see --heartbeat-interval and --missed'} reproduces it "
+                "(the agent's default, 0.05 s x 3 missed, detects a dead director in 150 ms)",
             )
         if config.nat_router is not None:
             address, line = config.nat_router
@@ -136,8 +141,8 @@ class Mapper:
         if config.sync_daemon_line is not None:
             self.warn(
                 config.sync_daemon_line,
-                "connection synchronisation (syncdaemon / lvs_sync_daemon_interface) is configured on the "
-                "agent DaemonSet, not per service",
+                "connection synchronisation is set on the agent DaemonSet, not per service: "
+                "--sync-interface IFACE (and --sync-id N) on every director",
             )
 
     def _vip_groups(self) -> dict[str, str]:
@@ -167,10 +172,19 @@ class Mapper:
             "Review before applying: kubectl apply -f <this file>",
         ]
         lines.extend(self._director_comment())
+        lines.extend(self._agent_comment())
         return lines
 
     def _count(self, kind: str) -> int:
         return sum(1 for manifest in self.manifests if manifest.kind == kind)
+
+    def _agent_comment(self) -> list[str]:
+        flags = self.config.agent_flags
+        if not flags:
+            return []
+        lines = ["", "Agent (DaemonSet lvs-agent) flags reproducing director-level settings of this file:"]
+        lines.extend(f"  {flag} {value}    # {self.config.path}:{line}" for flag, value, line in flags)
+        return lines
 
     def _director_comment(self) -> list[str]:
         key, value = self.options.director_label

@@ -30,12 +30,8 @@ _GLOBAL_DROPPED = {
     "service": None,  # handled below
     "debug_level": "pulse logging level; set the agent's log level instead",
     "rsh_command": "pulse copied lvs.cf between routers with it; the API server distributes configuration",
-    "heartbeat_port": "the agents heartbeat on their own port (agent setting)",
     "reservation_conflict_action": "pulse-only setting",
     "hard_shutdown": "pulse-only setting",
-    "lvs_sync_daemon_interface": "connection-sync interface is an agent setting",
-    "syncd_iface": "connection-sync interface is an agent setting",
-    "syncd_id": "connection-sync id is an agent setting",
 }
 _KERNEL_TIMEOUTS = {"tcp_timeout", "tcpfin_timeout", "udp_timeout"}
 _REQUEST_LINE = re.compile(r"^(GET|HEAD)\s+(\S+)\s+HTTP/1\.[01]\b")
@@ -122,10 +118,13 @@ class PiranhaInterpreter:
             elif key == "backup_active":
                 backup_active = self.values.flag(directive)
             elif key in {"primary_private", "backup_private"}:
+                self.values.arity(directive, 1, 1)
+                role = key.split("_")[0]
+                self.config.agent_flag("--peer", f"<{role}-node>={directive.args[0]}", directive.line)
                 self.warn(
                     directive.line,
-                    f"{key} ({directive.value}): a second heartbeat path has no setting; "
-                    "the agents heartbeat over the node network and the API server's Lease",
+                    f"{key} = {directive.value}: the agents heartbeat to the peers of their --peer flags: "
+                    f"--peer <{role}-node>={directive.args[0]} on the other director (see the header)",
                 )
             elif key == "heartbeat":
                 if not self.values.flag(directive):
@@ -156,6 +155,21 @@ class PiranhaInterpreter:
             elif key == "syncdaemon":
                 if self.values.flag(directive):
                     self.config.sync_daemon_line = directive.line
+            elif key in {"syncd_iface", "lvs_sync_daemon_interface"}:
+                self.values.arity(directive, 1, 1)
+                self.config.agent_flag("--sync-interface", directive.args[0], directive.line)
+            elif key == "syncd_id":
+                self.config.agent_flag(
+                    "--sync-id", str(self.values.integer(directive, maximum=255)), directive.line
+                )
+            elif key == "heartbeat_port":
+                port = self.values.port(directive)
+                self.config.agent_flag("--heartbeat-port", str(port), directive.line)
+                self.warn(
+                    directive.line,
+                    f"heartbeat_port = {port}: an agent flag (--heartbeat-port {port}), not part "
+                    "of these objects",
+                )
             elif key == "monitor_links":
                 if self.values.flag(directive):
                     self.warn(
@@ -188,6 +202,10 @@ class PiranhaInterpreter:
                 )
         if failover.line:
             self.config.failover = failover
+        if not any(flag == "--peer" for flag, _, _ in self.config.agent_flags):
+            for role, router in (("primary", primary), ("backup", backup)):
+                if router is not None and router.args:
+                    self.config.agent_flag("--peer", f"<{role}-node>={router.args[0]}", router.line)
 
         names: set[str] = set()
         for block in virtual_blocks:

@@ -367,3 +367,26 @@ def test_malformed_input_is_an_error_with_its_line(text: str, line: int, message
         convert_text(text, name="keepalived.conf")
     assert caught.value.location.line == line
     assert message in caught.value.message
+
+
+def test_vrrp_unicast_peers_and_sync_interface_become_agent_flags() -> None:
+    text = (
+        "vrrp_instance VI_1 {\n  state BACKUP\n  advert_int 2\n  lvs_sync_daemon_interface eth1\n"
+        "  unicast_peer {\n    192.0.2.3\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\n"
+    ) + vs("", head="192.0.2.10 80")
+    result, warnings = convert_text(text, name="keepalived.conf")
+    flags = result.header[
+        result.header.index(
+            "Agent (DaemonSet lvs-agent) flags reproducing director-level settings of this file:"
+        )
+        + 1 :
+    ]
+    assert flags == [
+        "  --sync-interface eth1    # keepalived.conf:4",
+        "  --peer <node-of-192.0.2.3>=192.0.2.3    # keepalived.conf:6",
+        "  --heartbeat-interval 2    # keepalived.conf:1",
+        "  --missed 3    # keepalived.conf:1",
+    ]
+    assert has_warning(warnings, 4, "--sync-interface IFACE")
+    assert has_warning(warnings, 5, "unicast_peer becomes the agents' --peer flags")
+    assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["vipGroup"] == "vi-1"

@@ -100,13 +100,13 @@ def test_nat_sample_warnings_are_exactly_these() -> None:
     _, warnings = convert_sample("nat-lvs.cf")
     assert [(line, message.split(":")[0].split(" (")[0]) for line, message in warning_lines(warnings)] == [
         (3, "serial_no = 47"),
-        (5, "primary_private"),
-        (9, "backup_private"),
+        (5, "primary_private = 10.0.0.2"),
+        (9, "backup_private = 10.0.0.3"),
         (11, "heartbeat_port = 539"),
         (12, "director failover timing"),
         (15, "nat_router 10.11.12.1"),
         (17, "debug_level = NONE"),
-        (19, "connection synchronisation"),
+        (19, "connection synchronisation is set on the agent DaemonSet, not per service"),
         (20, "tcp_timeout = 900"),
         (24, "vip_nmask = 255.255.255.0"),
         (48, "server 'web3' is inactive"),
@@ -115,7 +115,8 @@ def test_nat_sample_warnings_are_exactly_these() -> None:
         (98, "virtual 'legacy-portal' is inactive"),
     ]
     assert has_warning(warnings, 12, "heartbeat every 2 s, dead after 6 s")
-    assert has_warning(warnings, 12, "interval 2 s and missed 3 to match")
+    assert has_warning(warnings, 12, "--heartbeat-interval 2 --missed 3 reproduces it")
+    assert has_warning(warnings, 5, "--peer <primary-node>=10.0.0.2 on the other director")
     assert has_warning(warnings, 98, "not converted")
 
 
@@ -187,6 +188,29 @@ def test_director_selection_header_names_primary_and_backup() -> None:
             assert manifest.body["spec"]["directorSelector"] == {
                 "matchLabels": {"example.com/lvs-router": "yes"}
             }
+
+
+def test_agent_flags_in_the_header() -> None:
+    result, _ = convert_sample("nat-lvs.cf")
+    path = result.config.path
+    assert result.header[
+        result.header.index(
+            "Agent (DaemonSet lvs-agent) flags reproducing director-level settings of this file:"
+        )
+        + 1 :
+    ] == [
+        f"  --peer <primary-node>=10.0.0.2    # {path}:5",
+        f"  --peer <backup-node>=10.0.0.3    # {path}:9",
+        f"  --heartbeat-port 539    # {path}:11",
+        f"  --heartbeat-interval 2    # {path}:12",
+        f"  --missed 3    # {path}:12",
+    ]
+    # without private heartbeat addresses, the routers' own addresses are the peers
+    result, _ = convert_sample("direct-routing-lvs.cf")
+    header = "\n".join(result.header)
+    assert "--peer <primary-node>=203.0.113.2" in header
+    assert "--peer <backup-node>=203.0.113.3" in header
+    assert "--heartbeat-interval 6" in header
 
 
 # --- single constructs --------------------------------------------------------------------------------
