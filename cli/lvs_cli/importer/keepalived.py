@@ -181,7 +181,6 @@ class KeepalivedInterpreter:
                 "garp_master_delay",
                 "garp_master_refresh",
                 "unicast_src_ip",
-                "unicast_peer",
                 "version",
             }:
                 self.warn(
