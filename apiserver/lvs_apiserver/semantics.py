@@ -590,8 +590,9 @@ class ObjectService:
         )
         merged["apiVersion"] = rt.api_version
         merged["kind"] = rt.kind
+        managed = merged["metadata"].get("managedFields", [])
         new = self._merge_identity(rt, old, merged, subresource)
-        new["metadata"]["managedFields"] = merged["metadata"].get("managedFields", [])
+        new["metadata"]["managedFields"] = managed
         if not new["metadata"]["managedFields"]:
             new["metadata"].pop("managedFields")
         return self._finish_update(rt, old, new, options, subresource, None, managed_already=True), False

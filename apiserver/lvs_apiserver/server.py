@@ -20,6 +20,7 @@ from .controllers import BackgroundControllers
 from .errors import ApiError, bad_request, gone
 from .resources import ResourceRegistry, ResourceType
 from .selectors import Predicate, parse_field_selector, parse_label_selector
+from .protobuf import decode_object as decode_protobuf
 from .semantics import ObjectService, WriteOptions
 from .storage import Store, WatchEvent
 from .tables import build_table
@@ -387,13 +388,9 @@ class ApiServer:
 
     @staticmethod
     async def _read_json(request: web.Request) -> Any:
-        if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-            )
         raw = await request.read()
+        if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            return decode_protobuf(raw)
         try:
             return json.loads(raw) if raw else {}
         except ValueError as error:
