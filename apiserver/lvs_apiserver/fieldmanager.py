@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -363,12 +363,20 @@ def apply(
     now: str,
     force: bool,
     subresource: str = "",
+    normalize: Callable[[JsonDict], JsonDict] | None = None,
 ) -> JsonDict:
-    """Server-side apply of `applied` onto `live` (None when creating). Raises 409 on conflicts."""
+    """Server-side apply of `applied` onto `live` (None when creating). Raises 409 on conflicts.
+
+    A conflict is a field the apply would change (compared after `normalize`, i.e. defaulting, as the
+    real server compares the new object with the live one) while another manager owns it.
+    """
     entries = read_managers(live)
     applied_values = leaf_values(applied, node)
     live_values = leaf_values(_without_managed(live), node) if live else {}
     identity = (manager, "Apply", subresource)
+    merged = merge_applied(_without_managed(live), applied, node) if live else copy.deepcopy(applied)
+    outcome = normalize(copy.deepcopy(merged)) if normalize else merged
+    outcome_values = leaf_values(outcome, node)
     conflicts: list[tuple[ManagerEntry, Path]] = []
     for entry in entries:
         if entry.identity == identity:
@@ -376,14 +384,13 @@ def apply(
         for path in entry.paths & applied_values.keys():
             if applied_values[path] is _ITEM_MARK:
                 continue
-            if live_values.get(path) != applied_values[path]:
+            if live_values.get(path) != outcome_values.get(path):
                 conflicts.append((entry, path))
     if conflicts and not force:
         raise _conflict_error(conflicts)
     for entry, path in conflicts:
         entry.paths.discard(path)
 
-    merged = merge_applied(_without_managed(live), applied, node) if live else copy.deepcopy(applied)
     mine = next((e for e in entries if e.identity == identity), None)
     previously_applied = set(mine.paths) if mine else set()
     others = set().union(*(e.paths for e in entries if e.identity != identity))

@@ -70,8 +70,8 @@ def prune(value: Any, schema: JsonDict, path: str, unknown: list[str], root: boo
         result: JsonDict = {}
         for name, child in value.items():
             child_path = _join(path, name)
-            if (root or embedded) and name in _ROOT_KEPT and name not in properties:
-                result[name] = child
+            if (root or embedded) and (name == "metadata" or (name in _ROOT_KEPT and name not in properties)):
+                result[name] = child  # object metadata is the server's, whatever the schema says
             elif name in properties:
                 if child is None and not properties[name].get("nullable"):
                     continue  # nulls of non-nullable fields are pruned before defaulting, like upstream
@@ -348,7 +348,7 @@ class Validator:
         additional = schema.get("additionalProperties")
         old_map = old if isinstance(old, dict) else {}
         for name, child in value.items():
-            if root and name in _ROOT_KEPT and name not in properties:
+            if root and (name == "metadata" or (name in _ROOT_KEPT and name not in properties)):
                 continue
             child_schema = properties.get(name)
             if child_schema is None and isinstance(additional, dict):

@@ -29,7 +29,7 @@ from .errors import (
 )
 from .patching import json_patch, merge_patch, parse_json, strategic_merge_patch
 from .resources import ResourceRegistry, ResourceType
-from .schema import Validator, process_custom_resource
+from .schema import Validator, apply_defaults, process_custom_resource
 from .selectors import Predicate
 from .storage import Store
 
@@ -439,8 +439,8 @@ class ObjectService:
         if "namespace" in old_meta:
             meta["namespace"] = old_meta["namespace"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        if "managedFields" in old_meta:
-            meta["managedFields"] = old_meta["managedFields"]
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]  # clients may rewrite managedFields; omitting keeps them
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         if rt.has_status or rt.storage_key == _NAMESPACE_KEY:
@@ -473,7 +473,10 @@ class ObjectService:
         if self._spec_changed(rt, old, new):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         manager = operation_manager if operation_manager is not None else options.field_manager
-        if manager and not managed_already:
+        client_wrote_managers = new["metadata"].get("managedFields") != old["metadata"].get("managedFields")
+        if not new["metadata"].get("managedFields"):
+            new["metadata"].pop("managedFields", None)
+        if manager and not managed_already and not client_wrote_managers:
             fieldmanager.record_update(
                 old, new, self._schema_node(rt), manager, rt.api_version, self.clock(), subresource
             )
@@ -586,7 +589,15 @@ class ObjectService:
         if subresource == "status":
             applied_fields = {"status": applied_fields.get("status", {})}
         merged = fieldmanager.apply(
-            live, applied_fields, node, options.field_manager, rt.api_version, now, options.force, subresource
+            live,
+            applied_fields,
+            node,
+            options.field_manager,
+            rt.api_version,
+            now,
+            options.force,
+            subresource,
+            normalize=self._defaulter(rt),
         )
         merged["apiVersion"] = rt.api_version
         merged["kind"] = rt.kind
@@ -596,6 +607,13 @@ class ObjectService:
         if not new["metadata"]["managedFields"]:
             new["metadata"].pop("managedFields")
         return self._finish_update(rt, old, new, options, subresource, None, managed_already=True), False
+
+    @staticmethod
+    def _defaulter(rt: ResourceType) -> Callable[[JsonDict], JsonDict] | None:
+        schema = rt.schema
+        if not rt.is_custom or not schema:
+            return None
+        return lambda obj: apply_defaults(obj, schema)  # type: ignore[no-any-return]
 
     # ---- delete --------------------------------------------------------------------------------------
 
