@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
         return EXIT_BAD_INPUT
     try:
         text = sys.stdin.read() if path == "-" else _read(path)
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         print(f"lvs-operator import: cannot read {path}: {error}", file=err)
         return EXIT_BAD_INPUT
     display = "<stdin>" if path == "-" else path
@@ -72,8 +72,12 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
     if args.output == "-":
         out.write(document)
     else:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(document)
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(document)
+        except OSError as error:
+            print(f"lvs-operator import: cannot write {args.output}: {error}", file=err)
+            return EXIT_BAD_INPUT
     print(
         f"{display}: {result.count('VirtualService')} VirtualService, {result.count('RealServerPool')} "
         f"RealServerPool, {result.count('VIPPool')} VIPPool, {len(warnings)} warning(s)",
@@ -83,5 +87,6 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
 
 
 def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
+    # old configs may carry Latin-1 comments: undecodable bytes become U+FFFD instead of failing the import
+    with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.read()

@@ -90,7 +90,9 @@ class KeepalivedInterpreter:
                 self.config.virtual_servers.append(virtual)
             elif key == "vrrp_instance" and directive.is_block:
                 self.vrrp_instance(directive)
-            elif key == "global_defs" and directive.is_block:
+            elif key in {"virtual_server", "vrrp_instance", "global_defs"} and not directive.is_block:
+                raise self.diagnostics.error(directive.line, f"'{key}' needs a {{ ... }} block")
+            elif key == "global_defs":
                 for item in directive.blocks():
                     if item.keyword == "router_id" and item.args:
                         self.router_id = item.args[0]

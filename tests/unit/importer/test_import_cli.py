@@ -253,3 +253,20 @@ def test_mutated_samples_convert_or_fail_cleanly(sample: str, edits: list[tuple[
         return
     for manifest in result.manifests:
         MODELS[manifest.kind].model_validate(manifest.body)
+
+
+def test_latin1_comments_do_not_stop_the_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "lvs.cf"
+    config.write_bytes((DATA / "nat-lvs.cf").read_bytes().replace(b"# kept for", b"# d\xe9j\xe0 kept for"))
+    code, out, _ = run_cli([str(config)], capsys)
+    assert code == 0
+    assert "kind: VirtualService" in out
+
+
+def test_unwritable_output_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(
+        [str(DATA / "nat-lvs.cf"), "-o", str(tmp_path / "missing-dir" / "out.yaml")], capsys
+    )
+    assert code == 2
+    assert "cannot write" in err
+    assert "Traceback" not in err

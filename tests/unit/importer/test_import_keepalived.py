@@ -390,3 +390,11 @@ def test_vrrp_unicast_peers_and_sync_interface_become_agent_flags() -> None:
     assert has_warning(warnings, 4, "--sync-interface IFACE")
     assert has_warning(warnings, 5, "unicast_peer becomes the agents' --peer flags")
     assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["vipGroup"] == "vi-1"
+
+
+@pytest.mark.parametrize("keyword", ["virtual_server 192.0.2.1 80", "vrrp_instance V", "global_defs"])
+def test_block_keywords_without_a_block_are_errors(keyword: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        convert_text(f"! header\n{keyword}\n", name="keepalived.conf")
+    assert caught.value.location.line == 2
+    assert "needs a { ... } block" in caught.value.message
