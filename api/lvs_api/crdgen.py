@@ -102,6 +102,7 @@ CRDS: tuple[CrdSpec, ...] = (
         columns=(
             PrinterColumn("VIP", ".spec.vip", description="Virtual IP address"),
             PrinterColumn("Ports", ".spec.ports[*].port", description="Virtual ports"),
+            PrinterColumn("Protocols", ".spec.ports[*].protocol", description="Port protocols", priority=1),
             PrinterColumn("FWMark", ".spec.firewallMark", "integer", "Firewall mark", priority=1),
             PrinterColumn("Scheduler", ".spec.scheduler.name", description="IPVS scheduler"),
             PrinterColumn("Forwarding", ".spec.forwarding", description="NAT, DirectRouting or Tunnel"),
