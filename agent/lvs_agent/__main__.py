@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -71,7 +72,9 @@ async def run_agent(config: AgentConfig) -> None:
             started = IpvsadmSyncDaemons().ensure(SyncDaemonConfig(config.sync_interface, config.sync_id))
             logger.info("IPVS sync daemons: started %s", started or "none (already running)")
         vips = NetlinkVipAddresses(config.vip_interface, config.uplink)
-        kernel = IpvsNetlink(netns=config.netns)
+        # pyroute2 sets its sockets up on an event loop of its own: not inside ours (see addresses.py)
+        kernel = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(IpvsNetlink, netns=config.netns))
         failovers: dict[str, int] = {}
         writer = ReportWriter(KubeReportSink(client), config.node) if (config.report and client) else None
 
@@ -113,7 +116,7 @@ async def run_agent(config: AgentConfig) -> None:
                 raise task.exception()  # type: ignore[misc]
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
-        kernel.close()
+        await asyncio.get_running_loop().run_in_executor(None, kernel.close)
         vips.close()
     finally:
         if client is not None:

@@ -14,6 +14,7 @@ override flag for IPv6. Both are built here byte by byte and sent on a raw ``AF_
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import socket
 import struct
@@ -120,16 +121,38 @@ def _attr(message: Any, name: str) -> Any:
     return message.get_attr(name)
 
 
+class _ThreadBoundIPRoute:
+    """pyroute2's synchronous ``IPRoute`` drives its own asyncio loop, so it cannot be used from a thread
+    whose loop is running (the agent's). This keeps one ``IPRoute`` in a dedicated thread and forwards
+    each call there, blocking the caller for the (sub-millisecond) duration of the netlink request."""
+
+    def __init__(self) -> None:
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtnl")
+        self._ipr: Any = self._worker.submit(IPRoute).result()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._ipr, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._worker.submit(method, *args, **kwargs).result()
+
+        return call
+
+    def shutdown(self) -> None:
+        self._worker.submit(self._ipr.close).result()
+        self._worker.shutdown()
+
+
 class NetlinkVipAddresses:
     """``VipAddresses`` over rtnetlink (pyroute2), in the current network namespace."""
 
     def __init__(self, interface: str = DEFAULT_VIP_INTERFACE, uplink: str | None = None) -> None:
         self.interface = interface
         self.uplink = uplink
-        self._ipr = IPRoute()
+        self._ipr = _ThreadBoundIPRoute()
 
     def close(self) -> None:
-        self._ipr.close()
+        self._ipr.shutdown()
 
     def _index(self, name: str) -> int | None:
         found = self._ipr.link_lookup(ifname=name)

@@ -283,9 +283,10 @@ class ReconcileLoop:
                     continue
                 result = self.reconciler.reconcile_once(self._desired)
                 self.passes += 1
-                if result.ops or not result.ok:
-                    logger.info("pass %d: %d op(s), %d failed%s", self.passes, len(result.ops), result.failed,
-                                f", {result.error}" if result.error else "")
+                if result.ops or not result.ok or self.passes == 1:
+                    # one line per pass that wrote (and for the first): "sent" counts netlink writes
+                    logger.info("pass %d: %d op(s), sent %d, %d failed%s", self.passes, len(result.ops),
+                                result.sent, result.failed, f", {result.error}" if result.error else "")
                 if self._on_pass is not None:
                     self._on_pass(result)
                 if result.ok:
