@@ -35,6 +35,7 @@ from lvs_cli.importer.values import prefix_length
 
 API_VERSION = "lvs.io/v1alpha1"
 DEFAULT_DIRECTOR_LABEL = ("lvs.io/director", "true")
+VIP_POOL_MAX_ADDRESSES = 256  # VIPPoolSpec.addresses max_length
 _MODELS: dict[str, type[VirtualService] | type[RealServerPool] | type[VIPPool]] = {
     "VirtualService": VirtualService,
     "RealServerPool": RealServerPool,
@@ -97,7 +98,7 @@ class Mapper:
         for virtual in self.config.virtual_servers:
             self.virtual_server(virtual)
         if self.options.vip_pool and self.vips:
-            self.manifests.append(self.vip_pool())
+            self.manifests.extend(self.vip_pools())
         for manifest in self.manifests:
             self._validate(manifest)
         return ImportResult(self.config, self.header(), self.manifests)
@@ -596,12 +597,20 @@ class Mapper:
         return {"members": members}
 
     # --- VIP pool -----------------------------------------------------------------------------------------
-    def vip_pool(self) -> Manifest:
-        addresses = [str(ipaddress.ip_network(vip)) for vip in self.vips]
-        spec: dict[str, Any] = {"addresses": addresses, "namespaces": [self.options.namespace]}
-        if self.exec_checks:
-            spec["allowExecHealthChecks"] = True
-        name = dns1123(f"{_stem(self.config.path)}-vips", fallback="imported-vips")
+    def vip_pools(self) -> list[Manifest]:
+        """One VIPPool covering every VIP (one /32 or /128 each); over 256 VIPs, contiguous ones are
+        merged into CIDR blocks and the blocks spread over as many pools as needed."""
+        networks = [ipaddress.ip_network(vip) for vip in self.vips]
+        if len(networks) > VIP_POOL_MAX_ADDRESSES:
+            networks = [
+                *ipaddress.collapse_addresses(n for n in networks if n.version == 4),
+                *ipaddress.collapse_addresses(n for n in networks if n.version == 6),
+            ]
+        chunks = [
+            networks[start : start + VIP_POOL_MAX_ADDRESSES]
+            for start in range(0, len(networks), VIP_POOL_MAX_ADDRESSES)
+        ]
+        base = dns1123(f"{_stem(self.config.path)}-vips", fallback="imported-vips")
         comments = [
             f"The VIPs of {self.config.path}, reserved for namespace {self.options.namespace}:",
             "without a VIPPool covering them, the controller refuses the VirtualServices.",
@@ -613,8 +622,18 @@ class Mapper:
                 "allowExecHealthChecks: true because an imported check is an Exec check (it runs as "
                 "the agent)."
             )
-        body = {"apiVersion": API_VERSION, "kind": "VIPPool", "metadata": {"name": name}, "spec": spec}
-        return Manifest(body, comments, min(self.vips.values()))
+        manifests = []
+        for index, chunk in enumerate(chunks, start=1):
+            spec: dict[str, Any] = {
+                "addresses": [str(network) for network in chunk],
+                "namespaces": [self.options.namespace],
+            }
+            if self.exec_checks:
+                spec["allowExecHealthChecks"] = True
+            name = base if len(chunks) == 1 else f"{base}-{index}"
+            body = {"apiVersion": API_VERSION, "kind": "VIPPool", "metadata": {"name": name}, "spec": spec}
+            manifests.append(Manifest(body, comments, min(self.vips.values())))
+        return manifests
 
     # --- shared -------------------------------------------------------------------------------------------
     def _object(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -406,3 +406,29 @@ def test_malformed_files_are_errors_with_their_line(text: str, line: int, messag
         convert_text(text)
     assert caught.value.location.line == line
     assert message in caught.value.message
+
+
+def many_virtuals(addresses: list[str]) -> str:
+    blocks = [
+        f"virtual v{n} {{\n  address = {address}\n  port = 80\n"
+        "  server s {\n    address = 198.51.100.1\n  }\n}\n"
+        for n, address in enumerate(addresses)
+    ]
+    return "primary = 192.0.2.2\n" + "".join(blocks)
+
+
+def test_more_vips_than_one_vip_pool_holds() -> None:
+    # 300 contiguous VIPs collapse into CIDR blocks: one pool
+    contiguous = [f"10.0.{n // 256}.{n % 256}" for n in range(300)]
+    result, _ = convert_text(many_virtuals(contiguous))
+    pools = [m.body for m in result.manifests if m.kind == "VIPPool"]
+    assert [pool["spec"]["addresses"] for pool in pools] == [
+        ["10.0.0.0/24", "10.0.1.0/27", "10.0.1.32/29", "10.0.1.40/30"]
+    ]
+    # 300 scattered VIPs do not: two pools, every VIP covered exactly once
+    scattered = [f"10.{n // 200}.{n % 200}.1" for n in range(300)]
+    result, _ = convert_text(many_virtuals(scattered))
+    pools = [m.body for m in result.manifests if m.kind == "VIPPool"]
+    assert [pool["metadata"]["name"] for pool in pools] == ["lvs-vips-1", "lvs-vips-2"]
+    covered = [address for pool in pools for address in pool["spec"]["addresses"]]
+    assert sorted(covered) == sorted(f"{vip}/32" for vip in scattered)
