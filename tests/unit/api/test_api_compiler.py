@@ -137,6 +137,9 @@ def test_firewall_mark_service() -> None:
     assert set(server.dests) == {DestKey(V4, "198.51.100.11", 0), DestKey(V4, "198.51.100.12", 8080)}
     assert server.config.timeout == 60
     assert check_target(fwm, member("198.51.100.11")) == ("198.51.100.11", 80)
+    routed = spec(ports=[], firewallMark=42, healthCheck={"port": 80}, forwarding="DirectRouting")
+    ((_, server),) = compile_service(routed, [member("198.51.100.12", port=8080)]).items()
+    assert list(server.dests) == [DestKey(V4, "198.51.100.12", 0)]
 
 
 def _weights(table: dict[ServiceKey, Any]) -> dict[str, int]:
