@@ -1,0 +1,387 @@
+"""Health checks against real servers in their own network namespaces, driving real IPVS in the guest.
+
+A director namespace runs the health engine with the real prober, bound to the agent's Reconciler
+(compiler + planner + netlink) exactly as the agent wires it. Real server rs1 then fails in one of five
+ways (listening socket closed, server process stopped with SIGSTOP, HTTP 500, DNS SERVFAIL, every packet
+dropped by ``tc netem``); with interval 1 s, fall 2 and timeout 0.4 s it must leave the IPVS table
+(quiesced: weight 0) in under interval*fall + timeout = 2.4 s (+0.1 s for the reconcile pass), the client
+through the VIP must stop reaching it, and after the fault is undone it must come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lvs_agent.health import HealthEngine, NetworkProber
+from lvs_agent.health.convert import HealthBinding
+from lvs_agent.netlink import IpvsNetlink
+from lvs_agent.ownership import OwnershipRecord
+from lvs_agent.reconcile import Reconciler, vip_group_of
+from lvs_api.compiler import compile_resolved
+from lvs_api.models import ResolvedService
+from lvs_api.planner import plan
+from lvs_guest.topology import Host, Topology
+
+pytestmark = pytest.mark.kernel
+
+TopologyFactory = Callable[..., Topology]
+INTERVAL, FALL, RISE, TIMEOUT = 1.0, 2, 2, 0.4
+DETECTION_BOUND = INTERVAL * FALL + TIMEOUT + 0.1  # + one reconcile pass
+HTTP_PORT = 8080
+DNS_PORT = 53
+
+
+# --- real servers we can break ---------------------------------------------------------------------------
+
+
+class Members:
+    """HTTP and DNS servers on the real servers, served by one asyncio loop on a background thread; each
+    listening socket is made in its host's namespace. ``http_status`` and ``dns_rcode`` are per host."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="health-members", daemon=True)
+        self.thread.start()
+        self.http_status: dict[str, int] = collections.defaultdict(lambda: 200)
+        self.dns_rcode: dict[str, int] = collections.defaultdict(int)
+        self.http: dict[str, asyncio.AbstractServer] = {}
+        self.dns: list[asyncio.BaseTransport] = []
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    def start_http(self, host: Host) -> None:
+        sock = host.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", HTTP_PORT))
+        sock.listen(128)
+        sock.setblocking(False)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                await reader.readuntil(b"\r\n\r\n")
+                status = self.http_status[host.name]
+                body = f"{host.name}\n".encode()
+                head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                writer.write(head.encode() + body)
+                await writer.drain()
+            writer.close()
+
+        self.http[host.name] = self.run(asyncio.start_server(handle, sock=sock))
+
+    def stop_http(self, host: Host) -> None:
+        server = self.http.pop(host.name)
+
+        async def stop() -> None:
+            server.close()
+            await server.wait_closed()
+
+        self.run(stop())
+
+    def start_dns(self, host: Host) -> None:
+        sock = host.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", DNS_PORT))
+        members = self
+
+        class Responder(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                query_id = data[:2]
+                end = data.index(b"\x00", 12) + 5
+                rcode = members.dns_rcode[host.name]
+                answers = b""
+                count = 0
+                if rcode == 0:  # one A record naming the server: 198.51.100.x of its own
+                    answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 5, 4) + socket.inet_aton("192.0.2.53")
+                    count = 1
+                header = query_id + struct.pack("!HHHHH", 0x8180 | rcode, 1, count, 0, 0)
+                self.transport.sendto(header + data[12:end] + answers, addr)  # type: ignore[attr-defined]
+
+        async def start() -> asyncio.BaseTransport:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Responder, sock=sock)
+            return transport
+
+        self.dns.append(self.run(start()))
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for server in self.http.values():
+                server.close()
+            for transport in self.dns:
+                transport.close()
+
+        self.run(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+STOPPABLE_SERVER = """
+import socket, sys
+name, port = sys.argv[1], int(sys.argv[2])
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("0.0.0.0", port))
+listener.listen(64)
+print("ready", flush=True)
+body = (name + "\\n").encode()
+while True:
+    conn, _ = listener.accept()
+    conn.settimeout(2)
+    try:
+        data = b""
+        while b"\\r\\n\\r\\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head = b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % len(body)
+        conn.sendall(head + body)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+"""
+
+
+# --- the director: engine + reconcile, as the agent wires them -------------------------------------------
+
+
+class HealthDirector:
+    """Runs the engine and a reconcile pass per batch of health changes in ``director``'s namespace, and
+    logs the kernel's destination weights (monotonic time, {address: weight}) after every pass."""
+
+    def __init__(self, director: Host, desired: dict[str, ResolvedService], record: Path) -> None:
+        self.director = director
+        self.desired = desired
+        self.record = record
+        self.weights: list[tuple[float, dict[str, int]]] = []
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._thread, name="health-director", daemon=True)
+
+    def _thread(self) -> None:
+        try:
+            with self.director.entered():  # probe sockets are the director's
+                asyncio.run(self._main())
+        except BaseException as error:  # surfaced by the test
+            self.error = error
+            self.ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        engine = HealthEngine(NetworkProber(), default_active=True)
+        binding = HealthBinding(engine, group_of=vip_group_of)
+        # Built off the loop, as the agent does (pyroute2 runs a loop of its own while connecting).
+        kernel = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(IpvsNetlink, netns=self.director.netns)
+        )
+        with kernel:
+            reconciler = Reconciler(
+                node_labels={},
+                kernel=kernel,
+                record=OwnershipRecord(self.record),
+                compile_service=compile_resolved,
+                plan=plan,
+                health=binding.lookup,
+            )
+
+            def reconcile() -> None:
+                binding.sync(self.desired)
+                result = reconciler.reconcile_once(self.desired)
+                assert result.ok, result
+                weights = {
+                    dest.address: config.weight
+                    for server in kernel.dump().values()
+                    for dest, config in server.dests.items()
+                }
+                with self.lock:
+                    self.weights.append((time.monotonic(), weights))
+
+            reconcile()
+            async with engine:
+                self.ready.set()
+                while not self._stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.5):
+                            await engine.changes.get()
+                            reconcile()
+
+    def __enter__(self) -> HealthDirector:
+        self.thread.start()
+        self.ready.wait(30)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(timeout=10)
+
+    def wait_for_weight(self, address: str, weight: int | None, after: float, timeout: float) -> float:
+        """Monotonic time of the first pass since ``after`` that left ``address`` at ``weight``."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            if self.error is not None:
+                raise self.error
+            with self.lock:
+                log = self.weights[seen:]
+                seen = len(self.weights)
+            for at, weights in log:
+                if at >= after and weights.get(address) == weight:
+                    return at
+            time.sleep(0.02)
+        with self.lock:
+            raise AssertionError(f"{address} never reached weight {weight}; log: {self.weights[-5:]}")
+
+
+def resolved(
+    vip: str, members: list[str], port: int, protocol: str, check: dict[str, Any]
+) -> ResolvedService:
+    return ResolvedService.model_validate(
+        {
+            "apiVersion": "lvs.io/v1alpha1",
+            "kind": "ResolvedService",
+            "metadata": {"name": "web", "namespace": "health"},
+            "spec": {
+                "acceptedGeneration": 1,
+                "virtualServiceUid": "uid-web",
+                "service": {
+                    "vip": vip,
+                    "ports": [{"port": port, "protocol": protocol}],
+                    "poolRef": {"name": "pool"},
+                    "scheduler": {"name": "rr"},
+                    "forwarding": "NAT",
+                    "onFailure": "Quiesce",
+                    "healthCheck": {
+                        "intervalSeconds": INTERVAL,
+                        "timeoutSeconds": TIMEOUT,
+                        "rise": RISE,
+                        "fall": FALL,
+                        "jitterPercent": 0,
+                        **check,
+                    },
+                },
+                "members": [{"address": address} for address in members],
+            },
+        }
+    )
+
+
+CHECKS: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "port-closed": ("TCP", HTTP_PORT, {"type": "TCP"}),
+    "process-stopped": ("TCP", HTTP_PORT, {"type": "HTTP", "http": {"path": "/healthz"}}),
+    "http-500": ("TCP", HTTP_PORT, {"type": "HTTP", "http": {"path": "/healthz"}}),
+    "dns-servfail": (
+        "UDP",
+        DNS_PORT,
+        {"type": "DNS", "dns": {"queryName": "member.example", "expectAnswer": "192.0.2.53"}},
+    ),
+    "packet-drop": ("TCP", HTTP_PORT, {"type": "TCP"}),
+}
+
+
+@contextlib.contextmanager
+def stoppable_server(host: Host) -> Iterator[subprocess.Popen[bytes]]:
+    process = host.popen(
+        [sys.executable, "-c", STOPPABLE_SERVER, host.name, str(HTTP_PORT)], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"ready"
+        yield process
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("failure", list(CHECKS))
+def test_failed_member_leaves_the_table_in_time_and_comes_back(
+    topology: TopologyFactory, tmp_path: Path, failure: str
+) -> None:
+    topo = topology(directors=1, real_servers=2, clients=1)
+    director, (rs1, rs2) = topo.directors[0], topo.real_servers
+    vip = topo.vip(0)
+    topo.add_vip(vip, director)
+    protocol, port, check = CHECKS[failure]
+    members = Members()
+    stack = contextlib.ExitStack()
+    stack.callback(members.close)
+    with stack:
+        if failure == "process-stopped":
+            server = stack.enter_context(stoppable_server(rs1))
+            members.start_http(rs2)
+        elif failure == "dns-servfail":
+            members.start_dns(rs1)
+            members.start_dns(rs2)
+        else:
+            members.start_http(rs1)
+            members.start_http(rs2)
+        desired = {"health/web": resolved(str(vip), [str(rs1.ipv4), str(rs2.ipv4)], port, protocol, check)}
+        http_through_vip = protocol == "TCP"
+
+        with HealthDirector(director, desired, tmp_path / "owned.json") as watcher:
+            # Both members healthy (rise 2) and serving through the VIP.
+            watcher.wait_for_weight(str(rs1.ipv4), 1, after=0.0, timeout=5)
+            time.sleep(INTERVAL * RISE + 0.5)
+            if http_through_vip:
+                assert set(topo.client.http_get(vip, port, count=4)) == {"rs1", "rs2"}
+
+            # Break rs1.
+            if failure == "port-closed":
+                members.stop_http(rs1)
+            elif failure == "process-stopped":
+                server.send_signal(signal.SIGSTOP)
+            elif failure == "http-500":
+                members.http_status["rs1"] = 500
+            elif failure == "dns-servfail":
+                members.dns_rcode["rs1"] = 2
+            else:
+                rs1.run(["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "loss", "100%"])
+            broken_at = time.monotonic()
+            quiesced_at = watcher.wait_for_weight(str(rs1.ipv4), 0, after=broken_at, timeout=10)
+            detection = quiesced_at - broken_at
+            print(f"\n{failure}: member quiesced in the kernel {detection:.3f}s after the fault")
+            assert detection < DETECTION_BOUND, f"{failure}: {detection:.3f}s"
+            if http_through_vip:
+                assert set(topo.client.http_get(vip, port, count=4)) == {"rs2"}
+
+            # Repair rs1: it comes back after `rise` good checks.
+            if failure == "port-closed":
+                members.start_http(rs1)
+            elif failure == "process-stopped":
+                server.send_signal(signal.SIGCONT)
+            elif failure == "http-500":
+                members.http_status["rs1"] = 200
+            elif failure == "dns-servfail":
+                members.dns_rcode["rs1"] = 0
+            else:
+                rs1.run(["tc", "qdisc", "del", "dev", "eth0", "root"])
+            repaired_at = time.monotonic()
+            restored_at = watcher.wait_for_weight(str(rs1.ipv4), 1, after=repaired_at, timeout=10)
+            print(f"{failure}: member restored {restored_at - repaired_at:.3f}s after the repair")
+            assert restored_at - repaired_at < INTERVAL * (RISE + 1) + TIMEOUT + 0.1
+            if http_through_vip:
+                assert set(topo.client.http_get(vip, port, count=4)) == {"rs1", "rs2"}
