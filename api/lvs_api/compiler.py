@@ -164,14 +164,15 @@ def service_config(spec: VirtualServiceSpec) -> ServiceConfig:
 def dest_port(spec: VirtualServiceSpec, key: ServiceKey, member_port: int | None) -> int:
     """Destination port for a member on service ``key``.
 
-    NAT: the member's port, else the virtual port's targetPort, else the virtual port; on a firewall-mark
-    service the member's port or 0 (keep the packet's port). DirectRouting and Tunnel: the virtual port,
-    which is 0 on a firewall-mark service (as ipvsadm sets it: these methods cannot rewrite ports).
+    Firewall-mark services: the member's port, or 0 (keep the packet's port); ipvsadm leaves a given port
+    alone there whatever the forwarding method (the kernel ignores it for DirectRouting and Tunnel). NAT:
+    the member's port, else the virtual port's targetPort, else the virtual port. DirectRouting and
+    Tunnel: the virtual port (ipvsadm forces it too: these methods cannot rewrite ports).
     """
-    if spec.forwarding is not Forwarding.NAT:
-        return key.port
     if key.fwmark:
         return member_port or 0
+    if spec.forwarding is not Forwarding.NAT:
+        return key.port
     if member_port is not None:
         return member_port
     for port in spec.ports:

@@ -139,7 +139,7 @@ def test_firewall_mark_service() -> None:
     assert check_target(fwm, member("198.51.100.11")) == ("198.51.100.11", 80)
     routed = spec(ports=[], firewallMark=42, healthCheck={"port": 80}, forwarding="DirectRouting")
     ((_, server),) = compile_service(routed, [member("198.51.100.12", port=8080)]).items()
-    assert list(server.dests) == [DestKey(V4, "198.51.100.12", 0)]
+    assert list(server.dests) == [DestKey(V4, "198.51.100.12", 8080)]  # ipvsadm keeps it for fwmark
 
 
 def _weights(table: dict[ServiceKey, Any]) -> dict[str, int]:
