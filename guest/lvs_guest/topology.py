@@ -10,6 +10,7 @@ Layout (documentation ranges only; nothing leaves the guest):
 
     netns <prefix>-lan: bridge br0; one veth per host ("v-<host>"), the peer is "eth0" in the host's netns
     client  c:  192.0.2.(100+c)/24   2001:db8:2::(100+c)/64    routes: VIP ranges on-link
+                (IPv6 numbers read as written: client1 is 2001:db8:2::100, rs1 2001:db8:100::11)
     director d: 192.0.2.(2+d)/24     198.51.100.(2+d)/24       2001:db8:2::(2+d), 2001:db8:100::(2+d)
                 ip_forward on, ICMP redirects off (one L2 segment carries both subnets)
     NAT gateway 198.51.100.1 / 2001:db8:100::1: a floating address, on director 0 at first
@@ -161,7 +162,11 @@ class Topology:
         self.lan = f"{prefix}-lan"
         self.clients = [
             Host(
-                f"client{c + 1}", f"{prefix}-client{c + 1}", Role.CLIENT, FRONT_V4[100 + c], FRONT_V6[100 + c]
+                f"client{c + 1}",
+                f"{prefix}-client{c + 1}",
+                Role.CLIENT,
+                FRONT_V4[100 + c],
+                FRONT_V6[0x100 + c],
             )
             for c in range(clients)
         ]
@@ -170,7 +175,7 @@ class Topology:
             for d in range(directors)
         ]
         self.real_servers = [
-            Host(f"rs{r + 1}", f"{prefix}-rs{r + 1}", Role.REAL_SERVER, BACK_V4[11 + r], BACK_V6[11 + r])
+            Host(f"rs{r + 1}", f"{prefix}-rs{r + 1}", Role.REAL_SERVER, BACK_V4[11 + r], BACK_V6[0x11 + r])
             for r in range(real_servers)
         ]
         self.gateway_director: Host | None = None
@@ -222,6 +227,17 @@ class Topology:
                     host.sysctl(name, 1)
                 for name in ("all", "default", "eth0"):
                     host.sysctl(f"net.ipv4.conf.{name}.send_redirects", 0)
+            for host in self.real_servers:
+                # The director forwards replies out of the interface they came in on, so it would send
+                # redirects ("the client is on-link"): followed, replies would skip NAT. IPv6 has no
+                # switch to stop sending them, so the real servers ignore them.
+                for name in (
+                    "net.ipv4.conf.all",
+                    "net.ipv4.conf.eth0",
+                    "net.ipv6.conf.all",
+                    "net.ipv6.conf.eth0",
+                ):
+                    host.sysctl(f"{name}.accept_redirects", 0)
             if self.directors:
                 self.move_nat_gateway(self.directors[0])
         except BaseException:
@@ -296,9 +312,14 @@ class Topology:
         self.gateway_director = director
 
     def add_vip(self, vip: IPAddress, director: Host | None = None) -> None:
-        """Put a VIP on a director's dummy interface `vip0` (what an `ipvsadm` setup does by hand)."""
+        """Put a VIP on a director, as an `ipvsadm` setup does by hand: an IPv4 VIP on the dummy interface
+        `vip0` (Linux answers ARP for it on eth0), an IPv6 VIP on eth0 itself, because neighbour
+        solicitations are answered only for addresses on the interface they arrive on."""
         target = director or self.directors[0]
         with target.iproute() as ipr:
+            if vip.version == 6:
+                _add_address(ipr, "eth0", f"{vip}/{vip.max_prefixlen}")
+                return
             if not ipr.link_lookup(ifname=VIP_INTERFACE):
                 ipr.link("add", ifname=VIP_INTERFACE, kind="dummy")
                 ipr.link("set", index=_interface_index(ipr, VIP_INTERFACE), state="up")

@@ -1,0 +1,280 @@
+"""Run a directory of pytest tests inside the kernel guest and report them as the host's own.
+
+Host side (`HostBridge`, when $LVS_IN_GUEST is not set): before the normal test loop, the items under the
+kernel test directory are taken out; ONE guest boots and runs `python -m pytest` on exactly those node ids
+(with the host's options), and every report the inner session makes comes back through a JSON-lines file
+in the shared out dir, live, and is replayed into the host's hooks: the terminal, -x, --junitxml and the
+exit status see the kernel tests as if they ran here, tracebacks included. A test the guest never reported
+(boot failure, crash, timeout, no guest possible on this machine) FAILS on the host with the reason.
+
+Guest side (`GuestReportWriter`, when $LVS_IN_GUEST=1 and $LVS_GUEST_REPORTS names a file): writes each
+test and collection report as one JSON line, serialised by pytest's own hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lvs_guest.backends import select_backend
+from lvs_guest.cache import cache_dir
+from lvs_guest.errors import GuestError
+from lvs_guest.runner import GuestResult, GuestRun
+from lvs_guest.scripts import GUEST_OUT_DIR
+
+REPORTS_ENV = "LVS_GUEST_REPORTS"
+TIMEOUT_ENV = "LVS_GUEST_TIMEOUT"
+DEFAULT_SUITE_TIMEOUT = 1200.0
+REPORTS_FILE = "reports.jsonl"
+HOST_SIDE_MARKER = "guest_host"  # kernel-dir tests that run on the host (they boot guests themselves)
+# Host options that make no sense inside, with whether they take a separate value.
+_DROPPED_OPTIONS = {
+    "--junitxml": True, "--junit-xml": True, "--junitprefix": True, "--junit-prefix": True,
+    "--lfnf": True, "--last-failed-no-failures": True,
+    "--lf": False, "--last-failed": False, "--ff": False, "--failed-first": False, "--nf": False,
+    "--new-first": False, "--sw": False, "--stepwise": False, "--sw-skip": False, "--stepwise-skip": False,
+    "--cache-clear": False,
+}  # fmt: skip
+
+
+def in_guest() -> bool:
+    return os.environ.get("LVS_IN_GUEST") == "1"
+
+
+def install(config: pytest.Config, kernel_dir: Path) -> None:
+    """Register the side of the bridge that fits where this pytest runs (called from the conftest)."""
+    if in_guest():
+        reports = os.environ.get(REPORTS_ENV)
+        if reports and not config.pluginmanager.has_plugin("lvs-guest-reports"):
+            config.pluginmanager.register(GuestReportWriter(config, Path(reports)), "lvs-guest-reports")
+    elif not config.pluginmanager.has_plugin("lvs-guest-host"):
+        config.pluginmanager.register(HostBridge(config, kernel_dir.resolve()), "lvs-guest-host")
+
+
+class GuestReportWriter:
+    """Inside the guest: every report as a JSON line, flushed at once so the host sees progress live."""
+
+    def __init__(self, config: pytest.Config, path: Path) -> None:
+        self.config = config
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole session)
+
+    def _write(self, kind: str, payload: dict[str, Any]) -> None:
+        self.file.write(json.dumps({"kind": kind, **payload}, default=repr) + "\n")
+        self.file.flush()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._write(
+            "test",
+            {"data": self.config.hook.pytest_report_to_serializable(config=self.config, report=report)},
+        )
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._write("collect-error", {"nodeid": report.nodeid, "text": str(report.longrepr)})
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._write("session", {"exitstatus": int(exitstatus)})
+        self.file.close()
+
+
+def _inner_options(config: pytest.Config) -> list[str]:
+    """The host's command-line options, minus file/node arguments and options that only mean something
+    on the host (junit output, last-failed cache)."""
+    positional = set(config.args)  # the file / node arguments, as given
+    options: list[str] = []
+    raw = list(config.invocation_params.args)
+    skip_next = False
+    for arg in raw:
+        if skip_next:
+            skip_next = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _DROPPED_OPTIONS:
+            skip_next = _DROPPED_OPTIONS[name] and "=" not in arg
+            continue
+        if arg in positional:
+            continue
+        options.append(arg)
+    return options
+
+
+class HostBridge:
+    """On the host: runs the kernel items in one guest and replays their reports."""
+
+    def __init__(self, config: pytest.Config, kernel_dir: Path) -> None:
+        self.config = config
+        self.kernel_dir = kernel_dir
+
+    def _is_kernel_item(self, item: pytest.Item) -> bool:
+        """Under the kernel test directory, and not a harness test that runs on the host itself."""
+        in_dir = item.path.resolve().is_relative_to(self.kernel_dir)
+        return in_dir and item.get_closest_marker(HOST_SIDE_MARKER) is None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        """The host's own tests run first (the default loop); then the kernel items, in one guest. An
+        exception from the default loop (collection errors, -x reached) ends the session before the guest."""
+        kernel_items = [item for item in session.items if self._is_kernel_item(item)]
+        session.items = [item for item in session.items if not self._is_kernel_item(item)]
+        outcome = yield
+        if kernel_items and not session.config.option.collectonly:
+            _GuestSession(session, kernel_items).run()
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
+        return outcome
+
+
+class _GuestSession:
+    def __init__(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        self.session = session
+        self.config = session.config
+        self.items = {item.nodeid: item for item in items}
+        self.started: set[str] = set()
+        self.phases: dict[str, set[str]] = {nodeid: set() for nodeid in self.items}
+        self.collect_errors: list[str] = []
+        self.inner_exitstatus: int | None = None
+        self.terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        verbose = int(self.config.option.verbose)
+        self.show_console = verbose >= 2 or self.config.option.capture == "no"
+        self.console: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.console_log = cache_dir() / "logs" / "kernel-tests-console.log"
+
+    def _say(self, text: str) -> None:
+        if self.terminal is not None:
+            self.terminal.write_line(text)
+        else:
+            print(text, file=sys.stderr)
+
+    def run(self) -> None:
+        timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_SUITE_TIMEOUT)
+        rootdir = Path(self.config.rootpath)
+        command = [
+            sys.executable, "-m", "pytest", f"--rootdir={rootdir}", *_inner_options(self.config), *self.items,
+        ]  # fmt: skip
+        result: GuestResult | None = None
+        failure = ""
+        try:
+            backend = select_backend()
+            self.console_log.parent.mkdir(parents=True, exist_ok=True)
+            self._say(
+                f"kernel tests: {len(self.items)} in one {backend.name} guest (timeout {timeout:.0f} s, "
+                f"console in {self.console_log})"
+            )
+            with (
+                open(self.console_log, "w", encoding="utf-8") as log,
+                GuestRun(
+                    command, backend=backend, timeout=timeout, cwd=rootdir,
+                    env={REPORTS_ENV: f"{GUEST_OUT_DIR}/{REPORTS_FILE}"}, on_output=self.console.put,
+                ) as run,
+            ):  # fmt: skip
+                reports = run.out_dir / REPORTS_FILE
+                offset = 0
+                while True:
+                    done = run.wait(0.2)
+                    self._drain_console(log)
+                    offset = self._replay(reports, offset)
+                    if done:
+                        break
+                result = run.result()
+                self._drain_console(log)
+                self._replay(reports, offset, final=True)
+            boot = f"{result.boot_seconds:.1f} s" if result.boot_seconds is not None else "n/a"
+            self._say(
+                f"kernel tests: {result.backend} guest {result.status.value}, exit {result.exit_code}, "
+                f"boot {boot}, total {result.total_seconds:.1f} s"
+            )
+            if result.status.value != "exited" or self.inner_exitstatus is None:
+                failure = (
+                    f"the {result.backend} guest {result.status.value} (exit {result.exit_code}) before "
+                    f"reporting this test.\n--- last guest console lines ---\n{result.console_tail()}"
+                )
+        except GuestError as error:
+            failure = str(error)
+        self._fail_unreported(failure)
+
+    def _drain_console(self, log: Any) -> None:
+        while True:
+            try:
+                line = self.console.get_nowait()
+            except queue.Empty:
+                return
+            log.write(line + "\n")
+            if self.show_console:
+                self._say(f"guest| {line}")
+
+    def _replay(self, path: Path, offset: int, final: bool = False) -> int:
+        """Replay every complete new line of the reports file; return the new offset."""
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return offset
+        end = len(chunk) if final else chunk.rfind(b"\n") + 1
+        for line in chunk[:end].splitlines():
+            if line.strip():
+                self._handle(json.loads(line))
+        return offset + end
+
+    def _handle(self, entry: dict[str, Any]) -> None:
+        kind = entry.get("kind")
+        if kind == "session":
+            self.inner_exitstatus = int(entry["exitstatus"])
+        elif kind == "collect-error":
+            self.collect_errors.append(f"{entry['nodeid']}: {entry['text']}")
+        elif kind == "test":
+            report = self.config.hook.pytest_report_from_serializable(config=self.config, data=entry["data"])
+            if isinstance(report, pytest.TestReport):
+                if report.skipped and isinstance(report.longrepr, list):
+                    # JSON made the (path, line, reason) tuple of a skip a list; the terminal wants a tuple.
+                    report.longrepr = tuple(report.longrepr)
+                self._log(report)
+
+    def _log(self, report: pytest.TestReport) -> None:
+        item = self.items.get(report.nodeid)
+        hook = item.ihook if item is not None else self.config.hook
+        if report.nodeid not in self.started:
+            self.started.add(report.nodeid)
+            hook.pytest_runtest_logstart(nodeid=report.nodeid, location=report.location)
+        hook.pytest_runtest_logreport(report=report)
+        self.phases.setdefault(report.nodeid, set()).add(report.when or "")
+        if report.when == "teardown":
+            hook.pytest_runtest_logfinish(nodeid=report.nodeid, location=report.location)
+
+    def _fail_unreported(self, failure: str) -> None:
+        """Every kernel test the guest did not finish fails here, unless -x/--maxfail stopped the run."""
+        if self.session.shouldfail or self.session.shouldstop:
+            return
+        unfinished = [nodeid for nodeid, phases in self.phases.items() if "teardown" not in phases]
+        if not unfinished:
+            return
+        reason = failure or (
+            f"the inner pytest ended (exit status {self.inner_exitstatus}) without running this test"
+        )
+        if self.collect_errors:
+            reason += "\n--- collection errors inside the guest ---\n" + "\n".join(self.collect_errors)
+        for nodeid in unfinished:
+            self._synthesize_failure(nodeid, reason, "teardown" if "call" in self.phases[nodeid] else "call")
+
+    def _synthesize_failure(self, nodeid: str, reason: str, when: str) -> None:
+        item = self.items[nodeid]
+        now = time.time()
+        report = pytest.TestReport(
+            nodeid=nodeid, location=item.location, keywords=dict.fromkeys(item.keywords, 1),
+            outcome="failed", longrepr=f"kernel guest: {reason}",
+            when="call" if when == "call" else "teardown", start=now, stop=now,
+        )  # fmt: skip
+        self._log(report)
+        if report.when == "call":
+            self.phases[nodeid].add("teardown")
+            item.ihook.pytest_runtest_logfinish(nodeid=nodeid, location=item.location)
