@@ -6,8 +6,11 @@ import yaml
 
 from lvs_cli.importer.mapper import ImportResult
 
+# libyaml's emitter when PyYAML has it (about ten times faster on large imports)
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-class _Dumper(yaml.SafeDumper):
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
     """Strings with control characters (nanny's "\\r\\n" payloads) print double-quoted, on one line."""
 
 

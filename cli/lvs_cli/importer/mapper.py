@@ -420,9 +420,9 @@ class Mapper:
         for sorry in virtual.sorry_servers:
             member: dict[str, Any] = {"address": sorry.address}
             if sorry.port is not None and ports != [sorry.port]:
-                if virtual.forwarding is Forwarding.NAT or not ports:
+                if virtual.forwarding is Forwarding.NAT:
                     member["port"] = sorry.port
-                else:
+                elif ports:
                     self.warn(
                         sorry.line,
                         f"sorry server port {sorry.port}: {virtual.forwarding.value} cannot "
@@ -571,9 +571,9 @@ class Mapper:
             seen.add(key)
             member: dict[str, Any] = {"address": server.address}
             if server.port is not None and server.port not in ports:
-                if virtual.forwarding is Forwarding.NAT or not ports:
+                if virtual.forwarding is Forwarding.NAT:
                     member["port"] = server.port
-                else:
+                elif ports:  # (a fwmark service's port only told nanny where to check: healthCheck.port)
                     self.warn(
                         server.line,
                         f"real server {server.address} port {server.port}: "

@@ -143,11 +143,9 @@ def test_direct_routing_sample_fwmark_exec_check() -> None:
         "directorSelector": DIRECTOR,
         "vipGroup": "direct-routing-lvs",
     }
+    # direct routing: no member port (the kernel keeps the packet's); the check port is healthCheck.port
     assert spec_of(result, "RealServerPool", "shop-pool") == {
-        "members": [
-            {"address": "203.0.113.21", "port": 80, "weight": 10},
-            {"address": "203.0.113.22", "port": 80, "weight": 10},
-        ]
+        "members": [{"address": "203.0.113.21", "weight": 10}, {"address": "203.0.113.22", "weight": 10}]
     }
     assert spec_of(result, "VIPPool", "direct-routing-lvs-vips")["allowExecHealthChecks"] is True
     assert has_warning(warnings, 23, "$MEMBER_ADDRESS")
