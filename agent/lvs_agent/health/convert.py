@@ -5,7 +5,10 @@
   agent serves (:meth:`HealthBinding.sync`, once per reconcile pass) and answers the reconcile's
   ``HealthLookup`` (:meth:`HealthBinding.lookup`): one verdict per member, covering every port of the
   service, probed at ``lvs_api.compiler.check_target`` (member checkPort, else healthCheck.port, else
-  the member's port on the first virtual port).
+  the member's port on the first virtual port). On a standby (group not active here) it answers
+  ``None``: the warm verdicts reach the kernel only after ``engine.set_active(group, True)``.
+- :class:`ReportedHealth` turns the engine's rate-limited reports into ``MemberHealth`` lists for the
+  DirectorReport (``lvs_agent.report.build_status(member_health=...)``).
 
 Members are labelled ``address:port`` of the check target (``[v6]:port``), so two members of one service
 that would be probed identically share a subscription. Fallback (sorry) servers are not checked.
@@ -13,13 +16,22 @@ that would be probed identically share a subscription. Fallback (sorry) servers 
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from lvs_api.compiler import check_target
-from lvs_api.models import CheckType, HealthCheck, ResolvedMember, ResolvedService, VirtualServiceSpec
+from lvs_api.models import (
+    CheckType,
+    HealthCheck,
+    MemberHealth,
+    ResolvedMember,
+    ResolvedService,
+    VirtualServiceSpec,
+)
 
 from lvs_agent.health.engine import HealthEngine, SubscriptionRequest
+from lvs_agent.health.report import MemberReport
 from lvs_agent.health.spec import (
     CheckSpec,
     CheckSpecError,
@@ -149,9 +161,56 @@ class HealthBinding:
         self._specs = {key: resolved.spec.service for key, resolved in services.items()}
 
     def lookup(self, key: str, member: ResolvedMember) -> Health:
-        """The reconcile's ``HealthLookup``: the member's verdict, ``None`` while unknown or unchecked."""
+        """The reconcile's ``HealthLookup``: the member's verdict where its VIP group is active on this
+        director; ``None`` (unknown) while unchecked, unknown, or on a standby."""
         spec = self._specs.get(key)
         if spec is None:
             return None
         address, port = check_target(spec, member)
-        return self.engine.health(key, member_label(address, port))
+        return self.engine.applied_health(key, member_label(address, port))
+
+
+class ReportedHealth:
+    """Member health as the node report shows it, fed by a :class:`HealthReporter` (pass
+    :meth:`publish` as its ``publish``): a member's entry changes at most once per the reporter's
+    ``min_interval``, so a flapping member cannot make the report rewrite itself every second.
+
+    :meth:`member_health` is the ``member_health`` argument of ``lvs_agent.report.build_status``.
+    ``on_update`` (e.g. the report writer's kick) is called after each batch.
+    """
+
+    def __init__(self, on_update: Callable[[], None] | None = None) -> None:
+        self._members: dict[str, dict[str, MemberReport]] = {}
+        self._on_update = on_update
+
+    async def publish(self, batch: list[MemberReport]) -> None:
+        for report in batch:
+            members = self._members.setdefault(report.service, {})
+            if report.removed:
+                members.pop(report.member, None)
+                if not members:
+                    del self._members[report.service]
+            else:
+                members[report.member] = report
+        if self._on_update is not None:
+            self._on_update()
+
+    def member_health(self) -> dict[str, list[MemberHealth]]:
+        return {
+            service: [_member_health(report) for report in members.values()]
+            for service, members in self._members.items()
+        }
+
+
+def _member_health(report: MemberReport) -> MemberHealth:
+    since = None if report.since is None else datetime.datetime.fromtimestamp(report.since, datetime.UTC)
+    reason = report.reason if report.healthy is not None else (report.reason or "NotYetChecked")
+    if report.flaps:
+        reason = f"{reason} (flapped {report.flaps}x)"
+    return MemberHealth(
+        address=report.address,
+        port=report.port,
+        healthy=report.healthy is not False,  # unknown counts as healthy, as in the compiler
+        since=since,
+        reason=reason[:256],
+    )

@@ -373,8 +373,18 @@ class HealthEngine:
         return iter(list(self._subscriptions.values()))
 
     def health(self, service: str, member: str) -> Health:
+        """This director's own verdict, whether or not its group is active here."""
         subscription = self._subscriptions.get((service, member))
         return None if subscription is None else subscription.healthy
+
+    def applied_health(self, service: str, member: str) -> Health:
+        """The verdict that may drive the kernel: :meth:`health` where the subscription's group is active
+        here, else ``None`` (unknown: the standby's warm results are not applied, and reach the kernel
+        through :attr:`changes` the moment :meth:`set_active` makes the group active)."""
+        subscription = self._subscriptions.get((service, member))
+        if subscription is None or not subscription.active:
+            return None
+        return subscription.healthy
 
     def service_health(self, service: str) -> dict[str, Health]:
         return {sub.member: sub.healthy for sub in self._subscriptions.values() if sub.service == service}

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import itertools
 from typing import Any
 
 import pytest
 from health_fakes import FakeClock, ScriptedProber
-from lvs_agent.health.convert import HealthBinding, check_spec, member_label, subscription_requests
+from lvs_agent.health.convert import (
+    HealthBinding,
+    ReportedHealth,
+    check_spec,
+    member_label,
+    subscription_requests,
+)
 from lvs_agent.health.engine import HealthEngine
+from lvs_agent.health.report import HealthReporter, MemberReport
 from lvs_agent.health.spec import CheckSpec, DnsProbe, ExecProbe, HttpProbe, TcpProbe, Timing, UdpProbe
 from lvs_api.compiler import compile_resolved
 from lvs_api.models import CheckType, HealthCheck, ResolvedService
@@ -190,3 +199,94 @@ async def test_binding_reports_invalid_checks_without_blocking_others() -> None:
     assert set(binding.invalid) == {"shop/dns"}
     assert "queryName" in binding.invalid["shop/dns"]
     assert {sub.service for sub in engine.subscriptions()} == {"shop/web"}
+
+
+@pytest.mark.looptime
+async def test_standby_verdicts_do_not_reach_the_compiler_until_the_group_is_active() -> None:
+    prober = ScriptedProber(up={("198.51.100.11", 80): False})
+    engine = HealthEngine(prober, clock=FakeClock())  # groups start as standby
+    binding = HealthBinding(engine, group_of=lambda item: item.spec.service.vip)
+    item = resolved(health_check={"intervalSeconds": 1, "timeoutSeconds": 0.5, "rise": 1, "fall": 1})
+    failing = item.spec.members[0]
+    async with engine:
+        binding.sync({"shop/web": item})
+        await asyncio.sleep(2)
+        assert engine.health("shop/web", "198.51.100.11:80") is False  # probed warm
+        assert binding.lookup("shop/web", failing) is None  # but not applied
+        engine.set_active("203.0.113.10", True)
+        assert binding.lookup("shop/web", failing) is False
+        assert sorted((c.member, c.healthy) for c in engine.changes.take()) == [
+            ("198.51.100.11:80", False),
+            ("198.51.100.12:80", True),
+        ]
+
+
+async def test_reported_health_maps_reports_to_member_health() -> None:
+    kicks: list[None] = []
+    reported = ReportedHealth(on_update=lambda: kicks.append(None))
+
+    def report(member: str, healthy: bool | None, **extra: Any) -> MemberReport:
+        fields: dict[str, Any] = {
+            "service": "shop/web",
+            "member": member,
+            "address": member.split(":", maxsplit=1)[0],
+            "port": 80,
+            "check": "HTTP",
+            "healthy": healthy,
+            "reason": "",
+            "since": None,
+            "flaps": 0,
+            "active": True,
+        }
+        fields.update(extra)
+        return MemberReport(**fields)
+
+    await reported.publish(
+        [
+            report(
+                "198.51.100.11:80", False, reason="HTTP 503, expected 200", since=1_700_000_000.0, flaps=3
+            ),
+            report("198.51.100.12:80", None),
+            report("198.51.100.13:80", True, reason="HTTP 200", since=1_700_000_100.0),
+        ]
+    )
+    health = {(m.address, m.healthy, m.reason) for m in reported.member_health()["shop/web"]}
+    assert health == {
+        ("198.51.100.11", False, "HTTP 503, expected 200 (flapped 3x)"),
+        ("198.51.100.12", True, "NotYetChecked"),
+        ("198.51.100.13", True, "HTTP 200"),
+    }
+    down = next(m for m in reported.member_health()["shop/web"] if not m.healthy)
+    assert down.since == datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.UTC)
+    await reported.publish([report("198.51.100.11:80", None, removed=True)])
+    assert {m.address for m in reported.member_health()["shop/web"]} == {"198.51.100.12", "198.51.100.13"}
+    assert len(kicks) == 2
+
+
+@pytest.mark.looptime
+async def test_a_flapping_member_changes_the_report_at_most_once_per_min_interval() -> None:
+    prober = ScriptedProber()
+    snapshots: list[tuple[float, bool]] = []
+
+    def on_update() -> None:
+        member = reported.member_health()["shop/web"][0]
+        snapshots.append((asyncio.get_running_loop().time(), member.healthy))
+
+    reported = ReportedHealth(on_update=on_update)
+    reporter = HealthReporter(reported.publish, clock=FakeClock(), min_interval=10.0, batch_interval=1.0)
+    engine = HealthEngine(prober, clock=FakeClock(), default_active=True, reporter=reporter)
+    binding = HealthBinding(engine, group_of=lambda item: "g")
+    item = resolved(
+        members=[{"address": "198.51.100.11"}],
+        health_check={"intervalSeconds": 1, "timeoutSeconds": 0.5, "rise": 1, "fall": 1, "jitterPercent": 0},
+    )
+    async with engine:
+        binding.sync({"shop/web": item})
+        for _ in range(30):  # flips every second for 30 s: 30 transitions
+            await asyncio.sleep(1)
+            prober.up[("198.51.100.11", 80)] = not prober.up.get(("198.51.100.11", 80), True)
+        await asyncio.sleep(12)
+    assert engine.transitions >= 29
+    times = [at for at, _ in snapshots]
+    assert 3 <= len(times) <= 5
+    assert all(later - earlier >= 10.0 for earlier, later in itertools.pairwise(times))
