@@ -23,7 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kubeconfig-out", help="write a kubeconfig for this server here")
     parser.add_argument("--state", help="sqlite file keeping the objects across restarts")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate")
-    parser.add_argument("--auth", action="store_true", help="require bearer tokens and enforce RBAC")
+    parser.add_argument(
+        "--auth", action="store_true", help="require bearer tokens and enforce RBAC (implies --tls: kubectl sends no tokens over HTTP)"
+    )
     parser.add_argument("--token", help="the admin bearer token (random when omitted)")
     parser.add_argument("--bookmark-interval", type=float, default=5.0)
     parser.add_argument("--log-level", default="WARNING")
@@ -41,7 +43,7 @@ async def serve(args: argparse.Namespace) -> None:
 
         server.authenticator.add_token(args.token, ADMIN)
     ssl_context, ca_pem = None, None
-    if args.tls:
+    if args.tls or args.auth:
         from .tls import self_signed
 
         ssl_context, ca_pem = self_signed(Path(tempfile.mkdtemp(prefix="lvs-apiserver-tls-")))

@@ -26,7 +26,7 @@ class ServerThread:
         bookmark_interval: float = 5.0,
         history_limit: int = 20000,
         state_path: str | None = None,
-        tls: bool = False,
+        tls: bool | None = None,
         port: int = 0,
         kubeconfig_path: str | Path | None = None,
     ) -> None:
@@ -34,7 +34,8 @@ class ServerThread:
             auth_enabled=auth_enabled, bookmark_interval=bookmark_interval, history_limit=history_limit
         )
         self._state_path = state_path
-        self._tls = tls
+        # kubectl never sends bearer tokens over plain HTTP, so auth implies TLS unless told otherwise
+        self._tls = auth_enabled if tls is None else tls
         self._port = port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lvs-apiserver", daemon=True)
@@ -78,7 +79,21 @@ class ServerThread:
         result: T = self.run(wrapper())
         return result
 
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token authenticating as system:serviceaccount:<namespace>:<name> (RBAC applies)."""
+        from .auth import service_account_user
+
+        assert self.server is not None
+        server = self.server
+        return self.call(lambda: server.authenticator.issue_token(service_account_user(namespace, name)))
+
+    def write_kubeconfig(self, path: str | Path, token: str) -> Path:
+        """A kubeconfig for this server that authenticates with `token`."""
+        return kubeconfig.write(path, self.url, token, self.ca_pem)
+
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         if self.server is not None:
             self.run(self.server.stop())
             self.run(self._cancel_leftovers())
