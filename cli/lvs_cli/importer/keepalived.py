@@ -535,6 +535,12 @@ class KeepalivedInterpreter:
             raise self.diagnostics.error(block.line, "MISC_CHECK needs misc_path")
         if kind in {CheckKind.HTTP, CheckKind.HTTPS} and check.path is None:
             raise self.diagnostics.error(block.line, f"{kind_word} needs a url block with a path")
+        if kind in {CheckKind.HTTP, CheckKind.HTTPS} and not check.expect_status and check.expect is None:
+            self.warn(
+                block.line,
+                f"real_server {server.address}: no status_code: keepalived accepted any 2xx answer; the "
+                "check expects 200 (list others in healthCheck.http.expectStatus)",
+            )
         if kind is CheckKind.DNS and check.dns_query_name is None:
             check.dns_query_name = "."  # keepalived's default query name
         return check
@@ -560,8 +566,9 @@ class KeepalivedInterpreter:
                 self.warn(item.line, f"url: '{item.keyword}' dropped (no equivalent)")
 
     def status_codes(self, item: Directive, words: Iterable[str]) -> list[int]:
+        """`200`, `200-299`, `200-299,301` (keepalived 2.x), several per line."""
         codes: list[int] = []
-        for word in words:
+        for word in (part for text in words for part in text.split(",") if part):
             first, _, last = word.partition("-")
             low = self.values.integer(item, text=first, minimum=100, maximum=599)
             high = self.values.integer(item, text=last, minimum=low, maximum=599) if last else low

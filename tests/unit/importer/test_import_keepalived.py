@@ -398,3 +398,31 @@ def test_block_keywords_without_a_block_are_errors(keyword: str) -> None:
         convert_text(f"! header\n{keyword}\n", name="keepalived.conf")
     assert caught.value.location.line == 2
     assert "needs a { ... } block" in caught.value.message
+
+
+def http_server(url_body: str) -> str:
+    return (
+        "    real_server 198.51.100.11 80 {\n        HTTP_GET {\n            url {\n"
+        f"{url_body}            }}\n        }}\n    }}\n"
+    )
+
+
+def test_status_code_lists_ranges_and_default() -> None:
+    text = vs(
+        "", servers=http_server("                path /\n                status_code 200-202,301 404\n")
+    )
+    result, _ = convert_text(text, name="keepalived.conf")
+    http = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["http"]
+    assert http == {"path": "/", "expectStatus": [200, 201, 202, 301, 404]}
+
+    result, warnings = convert_text(
+        vs("", servers=http_server("                path /\n")), name="keepalived.conf"
+    )
+    assert spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["http"] == {"path": "/"}
+    assert has_warning(warnings, 3, "no status_code: keepalived accepted any 2xx answer")
+
+    text = vs("", servers=http_server("                path /\n                status_code 200-299\n"))
+    result, warnings = convert_text(text, name="keepalived.conf")
+    http = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["http"]
+    assert http["expectStatus"] == list(range(200, 216))
+    assert has_warning(warnings, 3, "100 expected status codes; only 16 fit")
