@@ -473,3 +473,19 @@ def test_large_dump_spans_many_reads(kernel: IpvsNetlink) -> None:
     stats = kernel.dump_stats()
     assert set(stats) == set(table)
     assert all(set(stats[k].dests) == set(v.dests) for k, v in table.items())
+
+
+def test_lost_error_reports_are_flagged_and_the_socket_recovers(netns: Namespace) -> None:
+    """With a tiny receive buffer a batch of failures overruns it (ENOBUFS): the result says the report
+    is incomplete instead of pretending success, and the next apply is exact again."""
+    missing = v4("192.0.2.91", 80)
+    ops = [Op(OpKind.DEL_DEST, missing, None, member("198.51.100.91", port)) for port in range(1, 1001)]
+    with IpvsNetlink(netns=netns.name, rcvbuf=4096) as kernel:
+        overrun = kernel.apply(ops)
+        assert not overrun.complete and not overrun.ok
+        assert len(overrun.failures) < len(ops)
+        assert {f.errno for f in overrun.failures} <= {errno.ESRCH}
+        small = kernel.apply([*ops[:3], Op(OpKind.ADD_SERVICE, missing, ServiceConfig("rr"))])
+        assert small.complete
+        assert [(f.position, f.errno) for f in small.failures] == [(i, errno.ESRCH) for i in range(3)]
+        assert missing in kernel.dump()
