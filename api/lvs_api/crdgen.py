@@ -225,6 +225,9 @@ class _Converter:
             node["type"] = "string"
 
         out: JsonSchema = {key: node[key] for key in _PASSTHROUGH if key in node}
+        if "description" in out:
+            # Docstrings use reST ``literals``; kubectl explain reads better with plain `backticks`.
+            out["description"] = out["description"].replace("``", "`")
         if out.get("x-kubernetes-int-or-string"):
             out.pop("type", None)
         if "exclusiveMinimum" in node:
@@ -256,6 +259,8 @@ class _Converter:
         for key in ("description", "default", "x-kubernetes-int-or-string", "maxLength", "pattern"):
             if key in siblings and siblings[key] is not None:
                 merged[key] = siblings[key]
+        if "description" in merged:
+            merged["description"] = merged["description"].replace("``", "`")
         for key, value in siblings.items():
             if key.startswith("x-kubernetes-"):
                 merged[key] = value
