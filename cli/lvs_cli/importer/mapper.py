@@ -230,6 +230,19 @@ class Mapper:
         entries = self._service_entries(virtual)
         if not entries:
             return
+        member_family = families.pop()
+        for _, vip, _, _, line in entries:
+            if _is_ipv6(vip) != member_family:
+                raise self.diagnostics.error(
+                    line,
+                    f"VIP {vip} and the real servers of '{virtual.name}' are of different address families "
+                    "(IPv4 and IPv6)",
+                )
+        for sorry in virtual.sorry_servers:
+            if _is_ipv6(sorry.address) != member_family:
+                raise self.diagnostics.error(
+                    sorry.line, f"sorry server {sorry.address} is not of the real servers' address family"
+                )
         pool_name = self.pool_names.claim(self._base_name(virtual), suffix="-pool")
         service_manifests: list[Manifest] = []
         for entry_name, vip, ports, fwmark, line in entries:

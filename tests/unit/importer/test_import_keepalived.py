@@ -426,3 +426,34 @@ def test_status_code_lists_ranges_and_default() -> None:
     http = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]["http"]
     assert http["expectStatus"] == list(range(200, 216))
     assert has_warning(warnings, 3, "100 expected status codes; only 16 fit")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            vs("", head="2001:db8::10 80"),
+            1,
+            "VIP 2001:db8::10 and the real servers of '2001:db8::10-80' are of different address families",
+        ),
+        (
+            vs("    sorry_server 2001:db8::99 80\n"),
+            2,
+            "sorry server 2001:db8::99 is not of the real servers'",
+        ),
+        (
+            vs(
+                "",
+                servers="    real_server 198.51.100.11 80 {\n    }\n"
+                "    real_server 2001:db8::1 80 {\n    }\n",
+            ),
+            1,
+            "mixes IPv4 and IPv6 real servers",
+        ),
+    ],
+)
+def test_address_family_mismatches_are_errors(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        convert_text(text, name="keepalived.conf")
+    assert caught.value.location.line == line
+    assert message in caught.value.message
