@@ -234,7 +234,7 @@ _specs = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_specs)
 def test_random_specs_cel_and_python_agree(raw: dict[str, Any]) -> None:
     answers(VirtualServiceSpec, raw)

@@ -44,7 +44,7 @@ def _usable(member: ResolvedMember, health: dict[str, bool | None]) -> bool:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     members=_members,
     before=_health,

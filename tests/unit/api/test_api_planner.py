@@ -146,7 +146,7 @@ def _kernel_view(server: VirtualServer) -> VirtualServer:
     return VirtualServer(server.config._replace(flags=server.config.flags | ServiceFlag.HASHED), server.dests)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     desired=_tables,
     observed=_tables,
