@@ -59,7 +59,7 @@ def renamed_vip_pool(manifests: str, suffix: str) -> str:
 
 @pytest.mark.parametrize(
     ("sample", "objects"),
-    [("nat-lvs.cf", 7), ("direct-routing-lvs.cf", 7), ("keepalived.conf", 13)],
+    [("nat-lvs.cf", 7), ("direct-routing-lvs.cf", 7), ("keepalived.conf", 13), ("keepalived-ipv6.conf", 5)],
 )
 def test_import_output_passes_server_side_dry_run_and_applies(
     sample: str,

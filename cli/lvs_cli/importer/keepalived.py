@@ -168,13 +168,15 @@ class KeepalivedInterpreter:
                 advert_interval = self.values.seconds(item)
             elif key == "virtual_ipaddress":
                 for entry in item.blocks():
-                    address = entry.keyword.split("/")[0]
+                    address, _, prefix = entry.keyword.partition("/")
                     director.virtual_addresses.append(self.values.ip(entry, text=address))
-                    if entry.args:
+                    dropped = [f"/{prefix}"] if prefix and prefix not in {"32", "128"} else []
+                    dropped += [entry.value] if entry.args else []
+                    if dropped:
                         self.warn(
                             entry.line,
-                            f"virtual_ipaddress options '{entry.value}' (device, label, scope) "
-                            "dropped: the agent puts VIPs on its own interface",
+                            f"virtual_ipaddress {address}: '{' '.join(dropped)}' (prefix, device, label, "
+                            "scope) dropped: the agent adds each VIP as one address on its own interface",
                         )
             elif key in {
                 "virtual_router_id",
@@ -259,6 +261,7 @@ class KeepalivedInterpreter:
             raise self.diagnostics.error(
                 block.line, "virtual_server needs 'ADDRESS PORT', 'fwmark MARK' or 'group NAME'"
             )
+        virtual.title = block.value
         delay_loop: float | None = None
         vs_host: str | None = None
         for item in block.blocks():

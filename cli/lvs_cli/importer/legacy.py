@@ -111,6 +111,7 @@ class VirtualServer:
     sorry_servers: list[RealServer] = field(default_factory=list)
     interface: str | None = None
     active: bool = True
+    title: str | None = None  # how the config names it (`192.0.2.10 80`, `fwmark 7`, `group WEB`)
 
 
 @dataclass

@@ -263,7 +263,7 @@ class Mapper:
     def _legacy_title(self, virtual: VirtualServer) -> str:
         if self.config.kind == "lvs.cf":
             return f"virtual {virtual.name}"
-        return f"virtual_server {virtual.name}"
+        return f"virtual_server {virtual.title or virtual.name}"
 
     def _service_entries(self, virtual: VirtualServer) -> list[tuple[str, str, list[int], int | None, int]]:
         """(name, vip, ports, fwmark, line) per VirtualService: one per VIP, and one per fwmark."""

@@ -19,7 +19,7 @@ from lvs_cli.__main__ import build_parser, main
 from lvs_cli.importer import ConfigError, convert, detect_format
 
 MODELS = {"VirtualService": VirtualService, "RealServerPool": RealServerPool, "VIPPool": VIPPool}
-SAMPLES = ["nat-lvs.cf", "direct-routing-lvs.cf", "keepalived.conf"]
+SAMPLES = ["nat-lvs.cf", "direct-routing-lvs.cf", "keepalived.conf", "keepalived-ipv6.conf"]
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

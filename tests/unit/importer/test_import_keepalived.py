@@ -177,7 +177,7 @@ def test_sample_vrrp_and_global_warnings() -> None:
     assert has_warning(warnings, 12, "vrrp_script chk_haproxy: dropped")
     assert has_warning(warnings, 20, "'virtual_router_id' dropped")
     assert has_warning(warnings, 23, "authentication dropped")
-    assert has_warning(warnings, 28, "'dev eth0 label eth0:1'")
+    assert has_warning(warnings, 28, "virtual_ipaddress 203.0.113.10: '/24 dev eth0 label eth0:1'")
     assert has_warning(warnings, 34, "heartbeat every 0.5 s, dead after 1.5 s, vrrp")
     assert has_warning(warnings, 43, "'notify_master' dropped")
     assert has_warning(warnings, 194, "include of '/etc/keepalived/conf.d/*.conf' not followed")
@@ -457,3 +457,47 @@ def test_address_family_mismatches_are_errors(text: str, line: int, message: str
         convert_text(text, name="keepalived.conf")
     assert caught.value.location.line == line
     assert message in caught.value.message
+
+
+def test_ipv6_sample() -> None:
+    result, warnings = convert_sample("keepalived-ipv6.conf")
+    assert spec_of(result, "VirtualService", "vs-2001-db8-0-10-80-443") == {
+        "vip": "2001:db8:0:10::80",
+        "ports": [{"port": 443, "protocol": "TCP"}],
+        "scheduler": {"name": "sed"},
+        "forwarding": "DirectRouting",
+        "persistence": {"timeoutSeconds": 900, "netmask": 64},
+        "healthCheck": {
+            "type": "HTTPS",
+            "intervalSeconds": 2,
+            "timeoutSeconds": 1,
+            "rise": 1,
+            "fall": 3,
+            "http": {"path": "/health"},
+        },
+        "onFailure": "Remove",
+        "poolRef": {"name": "vs-2001-db8-0-10-80-443-pool"},
+        "fallback": [{"address": "2001:db8:0:20::99"}],
+        "directorSelector": DIRECTOR,
+        "vipGroup": "vi-6",
+    }
+    dns = spec_of(result, "VirtualService", "vs-2001-db8-0-10-53-53")
+    assert dns["healthCheck"] == {
+        "type": "UDP",
+        "intervalSeconds": 1,
+        "timeoutSeconds": 1,
+        "rise": 1,
+        "fall": 3,
+    }
+    assert spec_of(result, "RealServerPool", "vs-2001-db8-0-10-53-53-pool")["members"] == [
+        {"address": "2001:db8:0:30::53", "port": 5353, "weight": 1},
+        {"address": "2001:db8:0:30::54", "port": 5353, "weight": 1},
+    ]
+    assert spec_of(result, "VIPPool", "keepalived-ipv6-vips")["addresses"] == [
+        "2001:db8:0:10::80/128",
+        "2001:db8:0:10::53/128",
+    ]
+    assert has_warning(warnings, 7, "--heartbeat-interval 0.1 --missed 3")
+    assert has_warning(warnings, 13, "'nopreempt' dropped")
+    assert has_warning(warnings, 15, "virtual_ipaddress 2001:db8:0:10::80: '/64'")
+    assert result.manifests[1].comments == [f"{result.config.path}:20: virtual_server 2001:db8:0:10::80 443"]

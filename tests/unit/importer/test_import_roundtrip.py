@@ -26,7 +26,7 @@ from lvs_api.ipvs import (
 from lvs_api.models import ResolvedMember, VirtualServiceSpec
 from lvs_api.models.pool import RealServerPoolSpec
 
-SAMPLES = ["nat-lvs.cf", "direct-routing-lvs.cf", "keepalived.conf"]
+SAMPLES = ["nat-lvs.cf", "direct-routing-lvs.cf", "keepalived.conf", "keepalived-ipv6.conf"]
 _PROTOCOL_OPTIONS = {"-t": Protocol.TCP, "-u": Protocol.UDP, "--sctp-service": Protocol.SCTP}
 _FORWARD = {"-m": ForwardMethod.MASQ, "-g": ForwardMethod.ROUTE, "-i": ForwardMethod.TUNNEL}
 _SCHED_FLAGS = {
@@ -48,7 +48,7 @@ def _family(address: str) -> Family:
 
 def _service_key(words: list[str]) -> ServiceKey:
     if words[0] == "-f":
-        return ServiceKey(Family.INET, Protocol.NONE, "", 0, int(words[1]))
+        return ServiceKey(Family.INET, Protocol.NONE, "", 0, int(words[1]))  # the samples' marks are IPv4
     address, port = _split_host_port(words[1])
     return ServiceKey(_family(address), _PROTOCOL_OPTIONS[words[0]], address, port)
 
@@ -65,7 +65,8 @@ def parse_ipvsadm_save(text: str) -> dict[ServiceKey, VirtualServer]:
         key = _service_key(rest)
         options = rest[2:]
         if command == "-A":
-            scheduler, flags, timeout, netmask = "wlc", 0, 0, 32
+            scheduler, flags, timeout = "wlc", 0, 0
+            netmask = 128 if key.family == Family.INET6 else 32
             while options:
                 option = options.pop(0)
                 if option == "-s":
@@ -74,8 +75,10 @@ def parse_ipvsadm_save(text: str) -> dict[ServiceKey, VirtualServer]:
                     flags |= ServiceFlag.PERSISTENT
                     timeout = int(options.pop(0))
                 elif option == "-M":
-                    mask = options.pop(0)
-                    netmask = sum(bin(int(octet)).count("1") for octet in mask.split("."))
+                    mask = options.pop(0)  # dotted for IPv4, a prefix length for IPv6
+                    netmask = (
+                        int(mask) if mask.isdigit() else sum(bin(int(o)).count("1") for o in mask.split("."))
+                    )
                 elif option == "-b":
                     for name in options.pop(0).split(","):
                         flags |= _SCHED_FLAGS[name]
