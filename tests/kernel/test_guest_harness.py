@@ -1,0 +1,122 @@
+"""The guest harness itself, driven from the host (marked guest_host: these boot their own guests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from lvs_guest import GuestRun, RunStatus, run_in_guest
+from lvs_guest.runner import _group_members
+
+pytestmark = pytest.mark.guest_host
+
+KERNEL_DIR = Path(__file__).parent
+PROJECT_ROOT = KERNEL_DIR.parents[1]
+
+
+def test_command_runs_as_root_with_host_files_env_and_a_shared_out_dir(tmp_path: Path) -> None:
+    marker = tmp_path / "written-inside"
+    script = (
+        "id -u; pwd; echo value=$LVS_HARNESS_CHECK; cat host-file.txt; "
+        f"echo scratch > {marker}; echo result > $LVS_GUEST_OUT/answer.txt; exit 7"
+    )
+    (tmp_path / "host-file.txt").write_text("seen from the guest\n")
+    with GuestRun(script, cwd=tmp_path, env={"LVS_HARNESS_CHECK": "42"}, timeout=120) as run:
+        result = run.result()
+        answer = (run.out_dir / "answer.txt").read_text()
+    assert result.status is RunStatus.EXITED
+    assert result.exit_code == 7
+    assert result.output.splitlines()[:4] == ["0", str(tmp_path), "value=42", "seen from the guest"]
+    assert answer == "result\n"
+    assert not marker.exists(), "a write inside the guest reached the host's files"
+    assert result.boot_seconds is not None and 0 < result.boot_seconds < result.total_seconds
+
+
+def test_timeout_kills_the_whole_guest(tmp_path: Path) -> None:
+    run = GuestRun("sleep 300", cwd=tmp_path, timeout=8)
+    with run:
+        leader = run._process.pid if run._process else 0
+        result = run.result()
+    assert result.status is RunStatus.TIMEOUT
+    assert result.exit_code == 124
+    assert result.total_seconds < 8 + 6
+    assert _group_members(leader) == [], "guest processes left behind"
+
+
+def test_kernel_modules_autoload_inside_the_guest() -> None:
+    # request_module() from inside the chroot (IPVS asking for a scheduler) must find modprobe.
+    result = run_in_guest(
+        "ipvsadm -A -t 203.0.113.1:80 -s sh && grep -q '^ip_vs_sh ' /proc/modules && echo autoloaded",
+        timeout=120,
+    )
+    assert (result.exit_code, result.output.strip().splitlines()[-1]) == (0, "autoloaded"), result.output
+
+
+def _inner_project(tmp_path: Path, tests: str) -> Path:
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+            from lvs_guest.pytest_bridge import install
+
+            def pytest_configure(config):
+                install(config, Path(__file__).parent)
+            """
+        )
+    )
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent(tests))
+    return tmp_path
+
+
+def _host_pytest(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "LVS_IN_GUEST"} | env
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", str(project)],
+        cwd=project, capture_output=True, text=True, env=environment, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_inner_reports_come_back_failures_by_name_and_the_suite_timeout_fails_what_it_cut_off(
+    tmp_path: Path,
+) -> None:
+    project = _inner_project(
+        tmp_path,
+        """
+        import os, time, pytest
+
+        def test_runs_in_the_guest():
+            assert os.environ["LVS_IN_GUEST"] == "1"
+            assert open("/proc/sys/kernel/hostname").read().strip() == "lvs-guest"
+
+        def test_fails():
+            assert 1 + 1 == 3, "arithmetic inside the guest"
+
+        @pytest.mark.skip(reason="shown as skipped on the host")
+        def test_skipped():
+            pass
+
+        def test_hangs():
+            time.sleep(600)
+        """,
+    )
+    done = _host_pytest(project, LVS_GUEST_TIMEOUT="30")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "PASSED test_inner.py::test_runs_in_the_guest" in done.stdout, done.stdout
+    assert "FAILED test_inner.py::test_fails" in done.stdout
+    assert "arithmetic inside the guest" in done.stdout  # the inner traceback, replayed
+    assert "SKIPPED [1] test_inner.py" in done.stdout
+    assert "FAILED test_inner.py::test_hangs" in done.stdout
+    assert "guest timeout" in done.stdout
+    assert "2 failed, 1 passed, 1 skipped" in done.stdout
+
+
+def test_no_guest_means_failed_tests_that_say_why(tmp_path: Path) -> None:
+    project = _inner_project(tmp_path, "def test_needs_the_kernel():\n    pass\n")
+    done = _host_pytest(project, LVS_GUEST_BACKEND="no-such-backend")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED test_inner.py::test_needs_the_kernel" in done.stdout
+    assert "kernel guest unavailable" in done.stdout
