@@ -12,7 +12,7 @@ import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from lvs_api.models.pool import RealServerPool
 from lvs_api.models.vippool import VIPPool
@@ -26,7 +26,6 @@ from lvs_cli.importer.legacy import (
     Forwarding,
     HealthCheck,
     LegacyConfig,
-    RealServer,
     ServiceAddress,
     VirtualServer,
 )
@@ -41,6 +40,16 @@ _MODELS: dict[str, type[VirtualService] | type[RealServerPool] | type[VIPPool]] 
     "RealServerPool": RealServerPool,
     "VIPPool": VIPPool,
 }
+
+
+class ServiceEntry(NamedTuple):
+    """What one VirtualService made from a legacy virtual server serves."""
+
+    name: str
+    vip: str
+    ports: list[int]
+    fwmark: int | None
+    line: int
 
 
 @dataclass
@@ -265,8 +274,8 @@ class Mapper:
             return f"virtual {virtual.name}"
         return f"virtual_server {virtual.title or virtual.name}"
 
-    def _service_entries(self, virtual: VirtualServer) -> list[tuple[str, str, list[int], int | None, int]]:
-        """(name, vip, ports, fwmark, line) per VirtualService: one per VIP, and one per fwmark."""
+    def _service_entries(self, virtual: VirtualServer) -> list[ServiceEntry]:
+        """One VirtualService per VIP (with its ports), and one per firewall mark."""
         by_address: dict[str, tuple[list[int], int]] = {}
         marks: list[ServiceAddress] = []
         for entry in virtual.addresses:
@@ -283,16 +292,16 @@ class Mapper:
                 f"{len(marks)} firewall mark(s): converted into one VirtualService each, sharing one pool",
             )
         base = self._base_name(virtual)
-        entries: list[tuple[str, str, list[int], int | None, int]] = []
+        entries: list[ServiceEntry] = []
         for address, (ports, line) in by_address.items():
             name = f"{base}-{address}" if split else base
-            entries.append((name, address, ports, None, line))
+            entries.append(ServiceEntry(name, address, ports, None, line))
         for mark in marks:
             vip = mark.address or self._fwmark_vip(virtual, mark)
             if vip is None:
                 continue
             name = f"{base}-fwmark-{mark.fwmark}" if split else base
-            entries.append((name, vip, [], mark.fwmark, mark.line))
+            entries.append(ServiceEntry(name, vip, [], mark.fwmark, mark.line))
         return entries
 
     def _base_name(self, virtual: VirtualServer) -> str:
@@ -567,9 +576,7 @@ class Mapper:
         return shlex.split(text) if text else command
 
     # --- pool -------------------------------------------------------------------------------------------
-    def pool_spec(
-        self, virtual: VirtualServer, entries: Iterable[tuple[str, str, list[int], int | None, int]]
-    ) -> dict[str, Any]:
+    def pool_spec(self, virtual: VirtualServer, entries: Iterable[ServiceEntry]) -> dict[str, Any]:
         ports = {port for _, _, entry_ports, _, _ in entries for port in entry_ports}
         members = []
         seen: set[tuple[str, int | None]] = set()
@@ -697,4 +704,4 @@ def map_config(config: LegacyConfig, diagnostics: Diagnostics, options: ImportOp
     return Mapper(config, diagnostics, options).run()
 
 
-__all__ = ["ImportOptions", "ImportResult", "Manifest", "RealServer", "map_config"]
+__all__ = ["ImportOptions", "ImportResult", "Manifest", "map_config"]
