@@ -117,18 +117,14 @@ class ObjectService:
         limit: int = 0,
         continue_token: str = "",
     ) -> ListResult:
-        objects = self.store.list(rt.storage_key, namespace if rt.namespaced else None)
+        after = None
         if continue_token:
             try:
                 position = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
-                after = (position["ns"], position["name"])
+                after = (str(position["ns"]), str(position["name"]))
             except (ValueError, KeyError, TypeError) as error:
                 raise bad_request("invalid continue token") from error
-            objects = [
-                obj
-                for obj in objects
-                if (obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) > after
-            ]
+        objects = self.store.list(rt.storage_key, namespace if rt.namespaced else None, after)
         if predicate is not None:
             objects = [obj for obj in objects if predicate(obj)]
         result = ListResult([], self.store.resource_version)

@@ -17,6 +17,7 @@ from aiohttp import web
 from . import discovery, openapi
 from .auth import ADMIN, Authenticator, RbacAuthorizer, RequestAttributes, UserInfo, service_account_user
 from .controllers import BackgroundControllers
+from .encoding import encode_event, encode_list, encode_object
 from .errors import ApiError, bad_request, gone
 from .resources import ResourceRegistry, ResourceType
 from .selectors import Predicate, parse_field_selector, parse_label_selector
@@ -159,7 +160,7 @@ class ApiServer:
         content_type: str = "application/json",
         warnings: list[str] | None = None,
     ) -> web.Response:
-        response = web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status)
+        response = web.Response(body=encode_object(body), status=status)
         response.headers["Content-Type"] = content_type
         for warning in warnings or []:
             response.headers.add("Warning", f'299 - "{warning}"'.replace('"unknown', '"unknown'))
@@ -429,13 +430,8 @@ class ApiServer:
         if result.continue_token:
             metadata["continue"] = result.continue_token
             metadata["remainingItemCount"] = result.remaining
-        body = {
-            "kind": rt.list_kind,
-            "apiVersion": rt.api_version,
-            "metadata": metadata,
-            "items": result.items,
-        }
-        return self._json(body)
+        head = {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": metadata}
+        return web.Response(body=encode_list(head, result.items), content_type="application/json")
 
     # ---- watch ---------------------------------------------------------------------------------------
 
@@ -465,7 +461,7 @@ class ApiServer:
             shown = self.objects.present(rt, obj) if event_type != "BOOKMARK" else obj
             if accept.table and event_type not in ("BOOKMARK", "ERROR"):
                 shown = build_table(rt, [shown], obj["metadata"].get("resourceVersion", ""), include_object)
-            return json.dumps({"type": event_type, "object": shown}, separators=(",", ":")).encode() + b"\n"
+            return encode_event(event_type, shown)
 
         response = web.StreamResponse(
             headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}

@@ -8,6 +8,7 @@ same dict can be handed to every watcher and serialised concurrently.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import json
 import sqlite3
@@ -41,6 +42,8 @@ class Subscription:
 class Store:
     def __init__(self, history_limit: int = 20000, sqlite_path: str | None = None) -> None:
         self._objects: dict[StorageKey, dict[ObjectKey, JsonDict]] = collections.defaultdict(dict)
+        # Keys kept sorted per resource, so lists and paginated lists need no sort.
+        self._sorted_keys: dict[StorageKey, list[ObjectKey]] = collections.defaultdict(list)
         self._history: collections.deque[WatchEvent] = collections.deque(maxlen=history_limit)
         self._resource_version = 0
         # Watches may resume from any rv at or above this one; older ones get 410 Gone.
@@ -64,6 +67,8 @@ class Store:
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         for grp, plural, ns, name, body in db.execute("SELECT grp, plural, ns, name, body FROM objects"):
             self._objects[(grp, plural)][(ns, name)] = json.loads(body)
+        for storage_key, bucket in self._objects.items():
+            self._sorted_keys[storage_key] = sorted(bucket)
         row = db.execute("SELECT value FROM meta WHERE key = 'resourceVersion'").fetchone()
         self._resource_version = int(row[0]) if row else 0
         self._history_floor = self._resource_version
@@ -108,10 +113,17 @@ class Store:
     def get(self, storage_key: StorageKey, namespace: str, name: str) -> JsonDict | None:
         return self._objects[storage_key].get((namespace, name))
 
-    def list(self, storage_key: StorageKey, namespace: str | None = None) -> list[JsonDict]:
+    def list(self, storage_key: StorageKey, namespace: str | None = None, after: ObjectKey | None = None) -> list[JsonDict]:
+        """Objects in (namespace, name) order; only those sorting after `after` when given."""
         bucket = self._objects[storage_key]
-        keys = sorted(key for key in bucket if namespace is None or key[0] == namespace)
-        return [bucket[key] for key in keys]
+        keys = self._sorted_keys[storage_key]
+        start, stop = 0, len(keys)
+        if namespace is not None:
+            start = bisect.bisect_left(keys, (namespace, ""))
+            stop = bisect.bisect_left(keys, (namespace + "\x00", ""))
+        if after is not None:
+            start = max(start, bisect.bisect_right(keys, after))
+        return [bucket[key] for key in keys[start:stop]]
 
     def iter_all(self) -> Iterator[tuple[StorageKey, JsonDict]]:
         for storage_key, bucket in list(self._objects.items()):
@@ -128,6 +140,8 @@ class Store:
         meta = obj["metadata"]
         object_key = (meta.get("namespace", ""), meta["name"])
         previous = self._objects[storage_key].get(object_key)
+        if previous is None:
+            bisect.insort(self._sorted_keys[storage_key], object_key)
         self._objects[storage_key][object_key] = obj
         self._persist(storage_key, object_key, obj)
         return self._emit(WatchEvent(int(meta["resourceVersion"]), storage_key, event_type, obj, previous))
@@ -137,6 +151,11 @@ class Store:
         meta = obj["metadata"]
         object_key = (meta.get("namespace", ""), meta["name"])
         previous = self._objects[storage_key].pop(object_key, None)
+        if previous is not None:
+            keys = self._sorted_keys[storage_key]
+            index = bisect.bisect_left(keys, object_key)
+            if index < len(keys) and keys[index] == object_key:
+                keys.pop(index)
         self._persist(storage_key, object_key, None)
         return self._emit(WatchEvent(int(meta["resourceVersion"]), storage_key, "DELETED", obj, previous))
 
