@@ -577,7 +577,7 @@ class Mapper:
 
     # --- pool -------------------------------------------------------------------------------------------
     def pool_spec(self, virtual: VirtualServer, entries: Iterable[ServiceEntry]) -> dict[str, Any]:
-        ports = {port for _, _, entry_ports, _, _ in entries for port in entry_ports}
+        ports = {port for entry in entries for port in entry.ports}
         members = []
         seen: set[tuple[str, int | None]] = set()
         check_ports = {server.check.port for server in virtual.servers if server.check and server.check.port}
@@ -590,10 +590,14 @@ class Mapper:
                 continue
             seen.add(key)
             member: dict[str, Any] = {"address": server.address}
-            if server.port is not None and server.port not in ports:
+            # NAT: a member port other than "the one service port" is kept, and then applies to every
+            # port of the service, as keepalived adds a real server to each service of a group.
+            # DR/TUN cannot rewrite ports (on a fwmark service the port only told nanny where to check,
+            # which healthCheck.port now says).
+            if server.port is not None and ports != {server.port}:
                 if virtual.forwarding is Forwarding.NAT:
                     member["port"] = server.port
-                elif ports:  # (a fwmark service's port only told nanny where to check: healthCheck.port)
+                elif ports and server.port not in ports:
                     self.warn(
                         server.line,
                         f"real server {server.address} port {server.port}: "

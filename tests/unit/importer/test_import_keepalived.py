@@ -501,3 +501,30 @@ def test_ipv6_sample() -> None:
     assert has_warning(warnings, 13, "'nopreempt' dropped")
     assert has_warning(warnings, 15, "virtual_ipaddress 2001:db8:0:10::80: '/64'")
     assert result.manifests[1].comments == [f"{result.config.path}:20: virtual_server 2001:db8:0:10::80 443"]
+
+
+def test_nat_group_members_keep_their_port_on_every_service_port() -> None:
+    """keepalived adds `real_server IP 8080` to each service of the group: :80 and :443 both go to :8080,
+    and a member on :80 still receives :443 traffic on :80."""
+    text = (
+        "virtual_server_group G {\n  192.0.2.10 80\n  192.0.2.10 443\n}\n"
+        "virtual_server group G {\n  lb_kind NAT\n"
+        "  real_server 198.51.100.11 8080 {\n  }\n  real_server 198.51.100.12 80 {\n  }\n}\n"
+    )
+    result, _ = convert_text(text, name="keepalived.conf")
+    assert spec_of(result, "RealServerPool", "g-pool")["members"] == [
+        {"address": "198.51.100.11", "port": 8080, "weight": 1},
+        {"address": "198.51.100.12", "port": 80, "weight": 1},
+    ]
+
+
+def test_duplicate_real_server_is_dropped_with_a_warning() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n    }\n"
+        "    real_server 198.51.100.11 80 {\n        weight 9\n    }\n"
+    )
+    result, warnings = convert_text(vs("", servers=servers), name="keepalived.conf")
+    assert spec_of(result, "RealServerPool", "vs-192-0-2-10-80-pool")["members"] == [
+        {"address": "198.51.100.11", "weight": 1}
+    ]
+    assert has_warning(warnings, 4, "real server 198.51.100.11 listed twice")
