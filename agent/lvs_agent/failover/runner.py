@@ -32,6 +32,7 @@ from lvs_agent.failover.machine import Action, ActionKind, FailoverTiming, Group
 logger = logging.getLogger("lvs_agent.failover")
 
 ANNOUNCE_DELAYS = (0.0, 0.1, 1.0)
+OWNED_REFRESH = 1.0  # an address dump per heartbeat would cost more than the rest of a tick
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class FailoverRunner:
         self.conflicts: dict[str, list[str]] = {}
         self.transitions: dict[str, float] = {}
         self._last_role: dict[str, Role] = {}
+        self._owned: frozenset[str] | None = None  # VIPs on our interface, re-read every OWNED_REFRESH s
+        self._owned_read_at = 0.0
 
     # --- desired groups -----------------------------------------------------------------------------
 
@@ -153,6 +156,7 @@ class FailoverRunner:
                     self._store.acquire(machine.group, self.node, action.expected), self._lease_timeout
                 )
                 machine.lease_acquired(view, self._monotonic())
+                self._sync_vips()  # take the VIPs now, not at the next tick
             elif action.kind is ActionKind.RENEW_LEASE:
                 renewal = self._store.renew(machine.group, self.node)
                 view = await asyncio.wait_for(renewal, self._lease_timeout)
@@ -187,7 +191,10 @@ class FailoverRunner:
     def _sync_vips(self) -> None:
         if self._groups is None:
             return
-        owned = self._vips.owned()
+        now = self._monotonic()
+        if self._owned is None or now - self._owned_read_at >= OWNED_REFRESH:
+            self._owned, self._owned_read_at = self._vips.owned(), now
+        owned = self._owned
         wanted: set[str] = set()
         keep: set[str] = set()
         for group, machine in self.machines.items():
@@ -212,10 +219,12 @@ class FailoverRunner:
                 self.conflicts[vip] = conflict.holders
                 continue
             self.conflicts.pop(vip, None)
+            self._owned = self._owned | {vip}
             logger.info("took VIP %s", vip)
             self._announce_later(vip)
         for vip in sorted(owned - wanted - keep):
             self._vips.remove(vip)
+            self._owned = self._owned - {vip}
             logger.info("released VIP %s", vip)
 
     # --- the loop -----------------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+"""Director failover in the guest: two real agents heartbeating each other over the LAN, one Lease store
+(a shared directory: the file store, same compare-and-swap rule as the Kubernetes one), DirectRouting
+real servers. The active director dies (its agent killed with SIGKILL and its link cut, as when a node
+crashes); the standby takes the VIP and announces it; the client-observed gap is measured; connections
+established before the failover keep working thanks to the kernel's IPVS connection sync."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent_support import AgentProcess, Load, agents, resolved_service, write_desired
+from lvs_agent.failover.lease import FileLeaseStore
+from lvs_guest.client import Client
+from lvs_guest.topology import Forwarding, Host, Topology
+
+TopologyFactory = Callable[..., Topology]
+SECRET = b"failover test secret\n"
+
+
+def holds_vip(director: Host, vip: str) -> bool:
+    return f" {vip}/" in director.run(["ip", "-o", "addr", "show", "dev", "lvs0"], check=False).stdout
+
+
+def start_pair(topo: Topology, tmp_path: Path, vip: str, *extra: str) -> list[AgentProcess]:
+    secret = tmp_path / "secret"
+    secret.write_bytes(SECRET)
+    desired = tmp_path / "desired.yaml"
+    write_desired(desired, [
+        resolved_service("web", vip, [(str(rs.ipv4), 1) for rs in topo.real_servers],
+                         forwarding="DirectRouting"),
+        resolved_service("echo", vip, [(str(rs.ipv4), 1) for rs in topo.real_servers],
+                         forwarding="DirectRouting", port=7),
+    ])
+    return [
+        AgentProcess(director, tmp_path / director.name, desired, tmp_path / "leases", peers=topo.directors,
+                     secret_file=secret, extra=("--sync-interface", "eth0", "--sync-id", "7", *extra))
+        for director in topo.directors
+    ]
+
+
+def took_vip_at(agent: AgentProcess) -> float:
+    """Wall time of the agent's last "took VIP" log line."""
+    stamp = [line for line in agent.text().splitlines() if "took VIP" in line][-1][:23]
+    return datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def kill_director(agent: AgentProcess) -> None:
+    """A node crash: the director's link goes down (its traffic and heartbeats stop at that instant), and
+    its agent dies."""
+    agent.director.run(["ip", "link", "set", "eth0", "down"])
+    agent.kill9()
+
+
+def wait_active(processes: list[AgentProcess], vip: str) -> tuple[AgentProcess, AgentProcess]:
+    first = processes[0]
+    first.wait_for(lambda: sum(holds_vip(p.director, vip) for p in processes) == 1, what="one active")
+    for process in processes:
+        process.wait_for(lambda process=process: bool(process.passes()), what="agent running")
+    time.sleep(0.5)
+    holders = [p for p in processes if holds_vip(p.director, vip)]
+    logs = [p.text() for p in processes]
+    assert len(holders) == 1, "\n".join([str([p.director.name for p in holders]), *logs])
+    [active] = holders
+    [standby] = [p for p in processes if p is not active]
+    return active, standby
+
+
+def test_standby_takes_over_when_the_active_director_dies(topology: TopologyFactory, tmp_path: Path) -> None:
+    topo = topology(directors=2, real_servers=2, clients=1)
+    vip = topo.vip(0)
+    topo.configure_forwarding(Forwarding.DR, [vip])
+    topo.serve_http(80)
+    processes = start_pair(topo, tmp_path, str(vip))
+    with agents(processes):
+        active, standby = wait_active(processes, str(vip))
+        client = Client(topo.clients[0], timeout=0.2)  # retry fast instead of waiting for TCP's 1 s SYN RTO
+        term_before = asyncio.run(FileLeaseStore(tmp_path / "leases").read(str(vip))).transitions
+        with Load(client, str(vip)) as load:
+            active.wait_for(lambda: len(load.results) >= 10, what="load running")
+            died_at, died_wall = time.monotonic(), time.time()
+            kill_director(active)
+            standby.wait_for(lambda: holds_vip(standby.director, str(vip)), timeout=10, what="takeover")
+            took_over = time.monotonic() - died_at
+            standby.wait_for(lambda: len([r for r in load.results if r[2] and r[0] > died_at]) >= 10,
+                             what="traffic through the new director")
+        gap = load.longest_gap(after=died_at - 1.0)
+        took_vip = took_vip_at(standby)
+        print(f"\nfailover: VIP taken by the standby {(took_vip - died_wall) * 1000:.0f} ms after the kill "
+              f"(seen by the test after {took_over * 1000:.0f} ms); client-observed gap {gap * 1000:.0f} ms; "
+              f"failed requests {len(load.failures())}\n" + active.text() + standby.text())
+        assert gap < 1.5, gap
+        assert {answer for start, _, ok, answer in load.results if ok and start > died_at} == {"rs1", "rs2"}
+        view = asyncio.run(FileLeaseStore(tmp_path / "leases").read(str(vip)))
+        assert view.holder == standby.director.name
+        assert view.transitions == term_before + 1  # the fencing token moved on
+        assert f"became active with term {term_before + 1}" in standby.text()
+
+
+def test_established_connections_survive_a_failover(topology: TopologyFactory, tmp_path: Path) -> None:
+    topo = topology(directors=2, real_servers=2, clients=1)
+    vip = topo.vip(0)
+    topo.configure_forwarding(Forwarding.DR, [vip])
+    topo.serve_tcp(7)
+    processes = start_pair(topo, tmp_path, str(vip))
+    with agents(processes):
+        active, standby = wait_active(processes, str(vip))
+        connections: list[tuple[socket.socket, str]] = []
+        for index in range(10):
+            sock = topo.clients[0].socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.settimeout(5)
+            sock.connect((str(vip), 7))
+            sock.sendall(f"hello {index}\n".encode())
+            name = sock.makefile("rb").readline().decode().split()[0]
+            connections.append((sock, name))
+        # the sync daemon batches entries; give it a moment to send them to the standby
+        time.sleep(2.0)
+        synced = "\n".join([
+            standby.director.run(["ipvsadm", "-Lnc"]).stdout,
+            active.director.run(["ipvsadm", "-Lnc"]).stdout,
+            standby.director.run(["ipvsadm", "-L", "--daemon"]).stdout,
+            active.director.run(["ipvsadm", "-L", "--daemon"]).stdout,
+            active.director.run(["sysctl", "-a", "--pattern", "vs.sync"], check=False).stdout,
+            active.text()[-1500:], standby.text()[-1500:],
+        ])
+        kill_director(active)
+        standby.wait_for(lambda: holds_vip(standby.director, str(vip)), timeout=10, what="takeover")
+        survived = 0
+        for index, (sock, name) in enumerate(connections):
+            reader = sock.makefile("rb")
+            try:
+                sock.sendall(f"after {index}\n".encode())
+                reply = reader.readline().decode().split()
+            except OSError:
+                continue
+            finally:
+                sock.close()
+            if reply and reply[0] == name:
+                survived += 1
+        print(f"\nconnections surviving the failover: {survived}/{len(connections)}")
+        assert survived == len(connections), synced
