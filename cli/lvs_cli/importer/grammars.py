@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token, Transformer
 
 from lvs_cli.importer.diagnostics import Diagnostics
-from lvs_cli.importer.syntax import Directive, child_trees, parse_with, unquote
+from lvs_cli.importer.syntax import Directive, parse_with, unquote
 
 # Piranha / pulse lvs.cf (lvs.cf(5)): global `key = value...` settings, then sections such as
 # `virtual NAME { ... }` holding settings and `server NAME { ... }` sections. A value runs to the end
@@ -61,48 +62,69 @@ COMMENT.4: /[#!][^\n]*/
 """
 
 
+class _LvsCfBuilder(Transformer[Token, Any]):
+    """Builds Directives while the LALR parser reduces (no intermediate parse tree)."""
+
+    def start(self, items: list[Directive]) -> tuple[Directive, ...]:
+        return tuple(items)
+
+    def setting(self, children: list[Token]) -> Directive:
+        head = children[0]
+        values = tuple(unquote(str(token)) for token in children if token.type in {"VALUE", "STRING"})
+        return Directive(str(head), values, head.line or 0)
+
+    def include(self, children: list[Token]) -> Directive:
+        return Directive(
+            "include", tuple(unquote(str(token)) for token in children[1:]), children[0].line or 0
+        )
+
+    def section(self, children: list[Token | Directive]) -> Directive:
+        head, name = children[0], children[1]
+        assert isinstance(head, Token) and isinstance(name, Token)
+        items = tuple(child for child in children if isinstance(child, Directive))
+        return Directive(str(head), (str(name),), head.line or 0, items)
+
+
+class _KeepalivedBuilder(Transformer[Token, Any]):
+    def start(self, items: list[Directive]) -> tuple[Directive, ...]:
+        return tuple(items)
+
+    def simple(self, children: list[Token]) -> Directive:
+        head = children[0]
+        args = tuple(unquote(str(token)) for token in children[1:] if token.type in {"WORD", "STRING"})
+        return Directive(str(head), args, head.line or 0)
+
+    last = simple
+
+    def block(self, children: list[Token | Directive]) -> Directive:
+        head = children[0]
+        assert isinstance(head, Token)
+        args = tuple(
+            unquote(str(child))
+            for child in children[1:]
+            if isinstance(child, Token) and child.type in {"WORD", "STRING"}
+        )
+        items = tuple(child for child in children if isinstance(child, Directive))
+        return Directive(str(head), args, head.line or 0, items)
+
+
 @cache
 def lvs_cf_parser() -> Lark:
-    return Lark(LVS_CF_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(LVS_CF_GRAMMAR, parser="lalr", maybe_placeholders=False, transformer=_LvsCfBuilder())
 
 
 @cache
 def keepalived_parser() -> Lark:
-    return Lark(KEEPALIVED_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(KEEPALIVED_GRAMMAR, parser="lalr", maybe_placeholders=False, transformer=_KeepalivedBuilder())
 
 
 def parse_lvs_cf(text: str, diagnostics: Diagnostics) -> tuple[Directive, ...]:
     """Parse an lvs.cf file into directives (`key = a b` becomes keyword `key`, args `a`, `b`)."""
-    tree = parse_with(lvs_cf_parser(), text, diagnostics)
-    return tuple(_lvs_cf_directive(item) for item in child_trees(tree))
-
-
-def _lvs_cf_directive(tree: Tree[Token]) -> Directive:
-    tokens = [child for child in tree.children if isinstance(child, Token)]
-    head = tokens[0]
-    line = head.line or 0
-    if tree.data == "setting":
-        values = tuple(unquote(str(token)) for token in tokens if token.type in {"VALUE", "STRING"})
-        return Directive(str(head), values, line)
-    if tree.data == "include":
-        values = tuple(unquote(str(token)) for token in tokens[1:])
-        return Directive("include", values, line)
-    name = next(token for token in tokens if token.type == "NAME")
-    children = tuple(_lvs_cf_directive(child) for child in child_trees(tree))
-    return Directive(str(head), (str(name),), line, children)
+    directives: tuple[Directive, ...] = parse_with(lvs_cf_parser(), text, diagnostics)
+    return directives
 
 
 def parse_keepalived(text: str, diagnostics: Diagnostics) -> tuple[Directive, ...]:
     """Parse a keepalived.conf file into directives."""
-    tree = parse_with(keepalived_parser(), text, diagnostics)
-    return tuple(_keepalived_directive(item) for item in child_trees(tree))
-
-
-def _keepalived_directive(tree: Tree[Token]) -> Directive:
-    tokens = [child for child in tree.children if isinstance(child, Token)]
-    head = tokens[0]
-    args = tuple(unquote(str(token)) for token in tokens[1:] if token.type in {"WORD", "STRING"})
-    if tree.data in {"simple", "last"}:
-        return Directive(str(head), args, head.line or 0)
-    children = tuple(_keepalived_directive(child) for child in child_trees(tree))
-    return Directive(str(head), args, head.line or 0, children)
+    directives: tuple[Directive, ...] = parse_with(keepalived_parser(), text, diagnostics)
+    return directives

@@ -8,10 +8,10 @@ grammar builds that tree; the interpreters (``piranha.py``, ``keepalived.py``) g
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from lvs_cli.importer.diagnostics import Diagnostics
@@ -54,8 +54,9 @@ def describe_token(token: Token) -> str:
     return repr(str(token))
 
 
-def parse_with(parser: Lark, text: str, diagnostics: Diagnostics) -> Tree[Token]:
-    """Run ``parser``; turn every lark error into a ConfigError naming the line."""
+def parse_with(parser: Lark, text: str, diagnostics: Diagnostics) -> Any:
+    """Run ``parser`` (its inline transformer builds the result); turn every lark error into a
+    ConfigError naming the line."""
     if not text.endswith("\n"):
         text += "\n"  # the grammars end statements at a newline
     try:
@@ -127,13 +128,3 @@ def _unclosed_message(parser: Lark, text: str) -> str | None:
     if not open_lines:
         return None
     return f"unexpected end of file: the block opened at line {open_lines[-1]} is not closed with '}}'"
-
-
-def tokens_of(tree: Tree[Token], kind: str) -> Iterator[Token]:
-    for child in tree.children:
-        if isinstance(child, Token) and child.type == kind:
-            yield child
-
-
-def child_trees(tree: Tree[Token]) -> Sequence[Tree[Token]]:
-    return [child for child in tree.children if isinstance(child, Tree)]
