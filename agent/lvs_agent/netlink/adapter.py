@@ -312,7 +312,7 @@ def _config_collector(
 ) -> MessageHandler:
     def on_dest(buf: Buffer, payload: int, end: int) -> None:
         try:
-            dest, config = decoder.dest(buf, decoder.dest_attrs(buf, payload, end), service.family)
+            dest, config = decoder.dest_reply(buf, payload, end, service.family)
         except DumpFormatError as exc:
             skipped.append(f"destination of {service}: {exc}")
             return

@@ -47,6 +47,7 @@ from lvs_agent.netlink.layout import (
     FLAGS,
     GENL_HEADER,
     NESTED,
+    NLA_HEADER,
     NLMSG_HEADER,
     U8,
     U16,
@@ -55,6 +56,7 @@ from lvs_agent.netlink.layout import (
     AttrTable,
     CompiledRequest,
     LayoutCache,
+    LearnedReply,
     Nest,
     RequestLayout,
     attribute_offsets,
@@ -225,6 +227,19 @@ _TUNNELS: Final[Mapping[int, TunnelType]] = {t.value: t for t in TunnelType}
 _SERVICE_FLAGS_KEPT: Final = ~KERNEL_ONLY_SERVICE_FLAGS & 0xFFFFFFFF
 
 
+# what a GET_DEST reply's fast path unpacks (see IpvsDecoder.dest_reply), in this order
+_DEST_WANTED: Final[Mapping[int, str]] = {
+    uapi.IPVS_DEST_ATTR_ADDR: "16s",
+    uapi.IPVS_DEST_ATTR_PORT: "H",  # big-endian on the wire: ntohs
+    uapi.IPVS_DEST_ATTR_FWD_METHOD: "I",
+    uapi.IPVS_DEST_ATTR_WEIGHT: "I",
+    uapi.IPVS_DEST_ATTR_U_THRESH: "I",
+    uapi.IPVS_DEST_ATTR_L_THRESH: "I",
+    uapi.IPVS_DEST_ATTR_ADDR_FAMILY: "H",
+    uapi.IPVS_DEST_ATTR_TUN_TYPE: "B",
+    uapi.IPVS_DEST_ATTR_TUN_PORT: "H",  # big-endian on the wire: ntohs
+    uapi.IPVS_DEST_ATTR_TUN_FLAGS: "H",
+}
 _E = TypeVar("_E")
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
@@ -409,10 +424,11 @@ class IpvsDecoder:
     inside its service or destination nest (see ``layout.attribute_offsets``); the other methods read
     values from those offsets, so a dump that also wants statistics walks each message once."""
 
-    __slots__ = ("_interner",)
+    __slots__ = ("_dest_layouts", "_interner")
 
     def __init__(self) -> None:
         self._interner = _Interner()
+        self._dest_layouts: dict[int, LearnedReply | None] = {}
 
     @staticmethod
     def _nest_attrs(buf: Buffer, payload: int, end: int, nest_id: int, table: AttrTable) -> list[int]:
@@ -452,6 +468,38 @@ class IpvsDecoder:
         netmask = netmask_from_wire(family, bytes(buf[mask_at : mask_at + 4]))
         config = ServiceConfig(sched, flags, timeout, netmask)
         config = self._interner.service_configs.setdefault(config, config)
+        return key, config
+
+    def dest_reply(
+        self, buf: Buffer, payload: int, end: int, service_family: Family
+    ) -> tuple[DestKey, DestConfig]:
+        """A GET_DEST reply -> (key, config). Replies whose layout was seen before (nearly all of a dump)
+        are unpacked with one compiled struct; others are walked attribute by attribute."""
+        start = payload + GENL_HEADER.size
+        size = end - start
+        if size not in self._dest_layouts and len(self._dest_layouts) < 8:
+            try:
+                self._dest_layouts[size] = LearnedReply(buf, start + NLA_HEADER.size, end, _DEST_WANTED)
+            except ValueError:
+                self._dest_layouts[size] = None  # e.g. an old kernel without tunnel attributes
+        learned = self._dest_layouts.get(size)
+        values = learned.match(buf, start + NLA_HEADER.size, end) if learned is not None else None
+        if values is None or NLA_HEADER.unpack_from(buf, start) != (size, uapi.IPVS_CMD_ATTR_DEST):
+            return self.dest(buf, self.dest_attrs(buf, payload, end), service_family)
+        raw, port, forward, weight, upper, lower, family_value, tunnel, tunnel_port, tunnel_flags = values
+        family = _family(family_value)
+        address = bytes(raw[:16] if family == Family.INET6 else raw[:4])
+        key = DestKey(family, self._interner.address(family, address), socket.ntohs(port))
+        config = DestConfig(
+            _enum_value(_FORWARDS, forward, "forwarding method"),
+            weight,
+            upper,
+            lower,
+            _enum_value(_TUNNELS, tunnel, "tunnel type"),
+            socket.ntohs(tunnel_port),
+            tunnel_flags,
+        )
+        config = self._interner.dest_configs.setdefault(config, config)
         return key, config
 
     def dest(self, buf: Buffer, o: list[int], service_family: Family) -> tuple[DestKey, DestConfig]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from operator import itemgetter
+from typing import Any, Final, NamedTuple
 
 from lvs_agent.netlink.uapi import NLA_TYPE_MASK
 
@@ -193,3 +194,64 @@ def attribute_offsets(buf: bytes | bytearray | memoryview, start: int, end: int,
 def payload_length(buf: bytes | bytearray | memoryview, payload_offset: int) -> int:
     length: int = NLA_HEADER.unpack_from(buf, payload_offset - 4)[0]
     return length - NLA_HEADER.size
+
+
+class LearnedReply:
+    """The layout of one kind of dump reply, learnt from a real message and compiled to one ``Struct``.
+
+    The kernel builds every reply of a kind (say, a GET_DEST answer) with the same attributes in the same
+    order and sizes. From one sample this compiles a format that unpacks, in a single call, every attribute
+    header plus the payloads asked for (by attribute id, each with its struct code). A message matches when
+    its length and all its attribute headers equal the sample's; anything else is decoded the slow way.
+    Nested attributes are not descended into (their payload is skipped), so only top-level fields of the
+    walked region can be asked for.
+    """
+
+    __slots__ = ("_expected", "_headers", "_struct", "_values", "size")
+
+    def __init__(
+        self, buf: bytes | bytearray | memoryview, start: int, end: int, wanted: Mapping[int, str]
+    ) -> None:
+        codes: list[str] = []
+        header_at: list[int] = []
+        expected: list[int] = []
+        values_at: dict[int, int] = {}
+        position = 0  # index of the next unpacked value
+        offset = start
+        while offset + 4 <= end:
+            length, nla_type = NLA_HEADER.unpack_from(buf, offset)
+            if length < 4:
+                raise ValueError("malformed attribute")
+            padded = (length + 3) & ~3
+            codes.append("HH")
+            header_at += [position, position + 1]
+            expected += [length, nla_type]
+            position += 2
+            code = wanted.get(nla_type & NLA_TYPE_MASK)
+            payload = length - 4
+            if code is not None and struct.calcsize("=" + code) == payload:
+                values_at[nla_type & NLA_TYPE_MASK] = position
+                position += 1
+                codes.append(code + ("x" * (padded - length) if padded > length else ""))
+            elif padded > 4:
+                codes.append(f"{padded - 4}x")
+            offset += padded
+        if offset != end or set(values_at) != set(wanted):
+            raise ValueError("sample does not carry every wanted attribute")
+        self._struct = struct.Struct("=" + "".join(codes))
+        self.size = end - start
+        if len(header_at) < 2 or len(wanted) < 2:
+            raise ValueError("too few attributes to compile")  # itemgetter of one item is not a tuple
+        self._headers = itemgetter(*header_at)
+        self._expected = tuple(expected)
+        self._values = itemgetter(*(values_at[nla_id] for nla_id in wanted))
+
+    def match(self, buf: bytes | bytearray | memoryview, start: int, end: int) -> tuple[Any, ...] | None:
+        """The wanted values, in the order of ``wanted``, or None when this message has another layout."""
+        if end - start != self.size:
+            return None
+        values = self._struct.unpack_from(buf, start)
+        if self._headers(values) != self._expected:
+            return None
+        matched: tuple[Any, ...] = self._values(values)
+        return matched

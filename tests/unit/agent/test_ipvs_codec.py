@@ -540,3 +540,51 @@ def test_error_answers_map_to_errno_and_sequence() -> None:
     ((header, payload),) = list(iter_messages(answer, len(answer)))
     assert header.type == uapi.NLMSG_ERROR
     assert error_of(answer, payload) == (3, 77)
+
+
+# --------------------------------------------------------------------- compiled fast path for dest replies
+
+
+def recorded_dest_replies() -> list[tuple[ServiceKey, bytes, int, int]]:
+    data = recorded()
+    out = []
+    for key in RECORDED_TABLE:
+        out += [(key, raw, p, e) for raw, p, e in decode_messages(data["dests"][str(key)])]
+    return out
+
+
+def test_fast_path_decodes_like_the_attribute_walk() -> None:
+    fast, slow = IpvsDecoder(), IpvsDecoder()
+    replies = recorded_dest_replies()
+    for key, raw, payload, end in replies + replies:
+        expected = slow.dest(raw, slow.dest_attrs(raw, payload, end), key.family)
+        assert fast.dest_reply(raw, payload, end, key.family) == expected
+    assert any(layout is not None for layout in fast._dest_layouts.values())  # the fast path was learnt
+
+
+def test_fast_path_falls_back_when_the_layout_differs() -> None:
+    key, raw, payload, end = recorded_dest_replies()[0]
+    decoder = IpvsDecoder()
+    normal = decoder.dest_reply(raw, payload, end, key.family)  # learns the layout
+    # same size, but the kernel (say, a future one) puts the thresholds the other way round
+    offsets = decoder.dest_attrs(raw, payload, end)
+    swapped = bytearray(raw)
+    upper_type_at = offsets[uapi.IPVS_DEST_ATTR_U_THRESH] - 2
+    lower_type_at = offsets[uapi.IPVS_DEST_ATTR_L_THRESH] - 2
+    struct.pack_into("=H", swapped, upper_type_at, uapi.IPVS_DEST_ATTR_L_THRESH)
+    struct.pack_into("=H", swapped, lower_type_at, uapi.IPVS_DEST_ATTR_U_THRESH)
+    dest, config = decoder.dest_reply(bytes(swapped), payload, end, key.family)
+    assert dest == normal[0]
+    assert (config.upper_threshold, config.lower_threshold) == (
+        normal[1].lower_threshold,
+        normal[1].upper_threshold,
+    )
+
+
+def test_fast_path_handles_replies_of_other_sizes() -> None:
+    """A reply laid out differently (pyroute2-encoded: 4-byte address, no stats) decodes the slow way."""
+    dest = DestKey(Family.INET, "198.51.100.9", 9000)
+    config = DestConfig(ForwardMethod.TUNNEL, 4, 9, 1, TunnelType.GUE, 6081, 1)
+    raw = pyroute2_bytes(uapi.IPVS_CMD_NEW_DEST, [("IPVS_CMD_ATTR_DEST", pr_dest(dest, config))], 0, 0)
+    decoder = IpvsDecoder()
+    assert decoder.dest_reply(raw, 16, len(raw), Family.INET) == (dest, config)
