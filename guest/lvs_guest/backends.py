@@ -64,6 +64,10 @@ class Backend(ABC):
     def describe(self) -> str:
         return self.name
 
+    def process_env(self, memory_mib: int) -> dict[str, str] | None:
+        """Environment for the guest process (None: inherit ours)."""
+        return None
+
 
 class UmlBackend(Backend):
     """Debian's User-Mode Linux: an ordinary host process; its root is the host's / through hostfs."""
@@ -116,6 +120,22 @@ class UmlBackend(Backend):
 
     def describe(self) -> str:
         return f"uml (User-Mode Linux {self._kernel.version})" if self._kernel else "uml"
+
+    def process_env(self, memory_mib: int) -> dict[str, str] | None:
+        # UML backs its RAM with a deleted file in $TMPDIR, else /dev/shm. A small /dev/shm (Docker's
+        # default is 64 MiB) kills the guest once it touches more: fall back to the cache directory.
+        if os.environ.get("TMPDIR"):
+            return None
+        try:
+            stat = os.statvfs("/dev/shm")
+            free_mib = stat.f_bavail * stat.f_frsize // 2**20
+        except OSError:
+            free_mib = 0
+        if free_mib >= memory_mib:
+            return None
+        scratch = cache_dir() / "uml-memory"
+        scratch.mkdir(parents=True, exist_ok=True)
+        return {**os.environ, "TMPDIR": str(scratch)}
 
 
 class QemuBackend(Backend):

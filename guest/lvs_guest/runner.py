@@ -175,6 +175,7 @@ class GuestRun:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self._control_dir,
+                env=self.backend.process_env(self.memory_mib),
             )
         except BaseException:
             self.close()
