@@ -113,7 +113,12 @@ def test_stdin_output_file_format_namespace_and_label(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--director-label", "novalue"], "--director-label must be KEY=VALUE"),
+        (["--director-label", "novalue"], "--director-label must be a Kubernetes label KEY=VALUE"),
+        (["--director-label", "bad key=x"], "--director-label must be a Kubernetes label KEY=VALUE"),
+        (
+            ["--director-label", "lvs.io/director=not ok"],
+            "--director-label must be a Kubernetes label KEY=VALUE",
+        ),
         (["-n", "Not_A_Namespace"], "is not a valid namespace name"),
     ],
 )
