@@ -489,3 +489,32 @@ def test_lost_error_reports_are_flagged_and_the_socket_recovers(netns: Namespace
         assert small.complete
         assert [(f.position, f.errno) for f in small.failures] == [(i, errno.ESRCH) for i in range(3)]
         assert missing in kernel.dump()
+
+
+def test_a_missing_namespace_is_an_error_not_created() -> None:
+    name = f"lvsnl-missing-{os.getpid()}"
+    with pytest.raises(OSError):
+        IpvsNetlink(netns=name)
+    assert name not in sh("ip", "netns", "list")
+
+
+def test_without_cap_net_admin_errors_are_eperm(netns: Namespace) -> None:
+    """As an unprivileged user: dumps raise IpvsError EPERM, apply reports EPERM per operation."""
+    code = (
+        "import errno\n"
+        "from lvs_agent.netlink import IpvsNetlink, IpvsError\n"
+        "from lvs_api.ipvs import *\n"
+        "k = IpvsNetlink()\n"
+        "try:\n"
+        "    k.dump(); print('dumped')\n"
+        "except IpvsError as e:\n"
+        "    print('dump', errno.errorcode[e.errno])\n"
+        "key = ServiceKey(Family.INET, Protocol.TCP, '192.0.2.1', 80)\n"
+        "r = k.apply([Op(OpKind.ADD_SERVICE, key, ServiceConfig()), Op(OpKind.DEL_SERVICE, key)])\n"
+        "print('apply', r.complete, [errno.errorcode[f.errno] for f in r.failures])\n"
+    )
+    out = sh(
+        "ip", "netns", "exec", netns.name, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", code,
+    )  # fmt: skip
+    assert out.splitlines() == ["dump EPERM", "apply True ['EPERM', 'EPERM']"]

@@ -16,7 +16,7 @@ import errno
 import select
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from lvs_api.ipvs import DestConfig, DestKey, Op, ServiceConfig, ServiceKey, Table, VirtualServer
 from pyroute2.netlink.exceptions import NetlinkError
@@ -48,6 +48,12 @@ SEQ_MODULO: Final = 1 << 32
 MessageHandler = Callable[[Buffer, int, int], None]
 
 
+class _Batch(NamedTuple):
+    sent: int  # requests handed to the kernel
+    next_index: int  # first op of the next batch
+    complete: bool  # every answer of this batch was read
+
+
 def _set_buffer(sock: socket.socket, force_option: int, option: int, size: int) -> None:
     """Set a socket buffer above ``net.core.[rw]mem_max`` when we have CAP_NET_ADMIN (we need it for
     IPVS anyway); otherwise fall back to the capped option."""
@@ -61,8 +67,9 @@ class IpvsNetlink:
     """Kernel IPVS through generic netlink (implements ``IpvsKernel``).
 
     ``netns``: name of a network namespace (``ip netns``) whose IPVS table to use; default the caller's.
-    Raises :class:`IpvsError` (``errno`` ENOENT / ENOTSUP) when the kernel has no IPVS family (module not
-    loaded) and EPERM-like errors without CAP_NET_ADMIN.
+    Raises :class:`IpvsError` (``errno`` ENOENT) when the kernel has no IPVS at all, and ``OSError`` when
+    the namespace does not exist. Without CAP_NET_ADMIN dumps raise ``IpvsError`` EPERM and every
+    operation fails with EPERM. ``apply`` never raises for a kernel answer: failures are in its result.
     """
 
     def __init__(
@@ -78,12 +85,25 @@ class IpvsNetlink:
         self.timeout = timeout
         kwargs: dict[str, Any] = {}
         if netns is not None:
-            kwargs["netns"] = netns
+            kwargs.update(netns=netns, flags=0)  # flags=0: a missing namespace is an error, not created
         try:
-            # pyroute2 creates the socket (in the namespace if asked) and resolves the "IPVS" family
+            # pyroute2 creates the socket (in the namespace if asked) and resolves the "IPVS" family;
+            # the kernel loads ip_vs on that lookup when it is a module
             self._pyroute: IPVSSocket = IPVSSocket(**kwargs)
         except NetlinkError as exc:
             raise IpvsError(exc.code, f"generic netlink family {uapi.GENL_NAME}: {exc}") from exc
+        try:
+            self._setup_socket(rcvbuf, sndbuf)
+        except BaseException:
+            self._pyroute.close()
+            raise
+        self._buf = bytearray(RECV_CHUNK)
+        self._view = memoryview(self._buf)
+        self._seq = 0
+        self.writes = 0  # requests sent by apply(), for tests that count netlink writes
+        self._skipped: list[str] = []
+
+    def _setup_socket(self, rcvbuf: int, sndbuf: int) -> None:
         self._sock: socket.socket = self._pyroute.asyncore.socket
         self._sock.setblocking(False)
         _set_buffer(self._sock, uapi.SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf)
@@ -94,11 +114,6 @@ class IpvsNetlink:
         self.family_id: int = self._pyroute.prid
         self.port_id: int = self._sock.getsockname()[0]
         self._encoder = IpvsEncoder(self.family_id, self.port_id)
-        self._buf = bytearray(RECV_CHUNK)
-        self._view = memoryview(self._buf)
-        self._seq = 0
-        self.writes = 0  # requests sent by apply(), for tests that count netlink writes
-        self._skipped: list[str] = []
 
     # --------------------------------------------------------------------------------------------- I/O
 
@@ -134,19 +149,16 @@ class IpvsNetlink:
         sent = 0
         start = 0
         while start < len(ops):
-            chunk_sent, chunk_complete = self._apply_batch(ops, start, failures)
-            sent += chunk_sent[0]
-            start = chunk_sent[1]
-            complete = complete and chunk_complete
+            batch = self._apply_batch(ops, start, failures)
+            sent += batch.sent
+            start = batch.next_index
+            complete = complete and batch.complete
         self.writes += sent
         failures.sort(key=lambda f: f.position)
         return ApplyResult(sent=sent, failures=tuple(failures), complete=complete)
 
-    def _apply_batch(
-        self, ops: Sequence[Op], start: int, failures: list[OpFailure]
-    ) -> tuple[tuple[int, int], bool]:
-        """Encode and send up to ``batch_size`` ops from ``start``; collect their failures.
-        Returns ((requests sent, index of the next unsent op), whether every error report arrived)."""
+    def _apply_batch(self, ops: Sequence[Op], start: int, failures: list[OpFailure]) -> _Batch:
+        """Encode and send up to ``batch_size`` ops from ``start`` in one ``sendmsg``; collect failures."""
         messages: list[bytes] = []
         seqs: dict[int, int] = {}  # sequence number -> index in ops
         size = 0
@@ -169,7 +181,7 @@ class IpvsNetlink:
             size += len(message)
             index += 1
         if not messages:
-            return (0, index), True
+            return _Batch(0, index, complete=True)
         # the last request asks for an ack: its answer marks the end of the batch's answers
         messages[-1] = self._encoder.op(
             ops[seqs[last_seq]], flags=uapi.NLM_F_REQUEST | uapi.NLM_F_ACK, seq=last_seq
@@ -179,21 +191,20 @@ class IpvsNetlink:
         except OSError as exc:
             code = exc.errno or errno.EIO
             failures.extend(OpFailure(i, ops[i], code) for i in seqs.values())
-            return (0, index), True
-        return (len(messages), index), self._collect_errors(ops, seqs, last_seq, failures)
+            return _Batch(0, index, complete=True)
+        return _Batch(len(messages), index, self._collect_errors(ops, seqs, last_seq, failures))
 
     def _collect_errors(
         self, ops: Sequence[Op], seqs: dict[int, int], last_seq: int, failures: list[OpFailure]
     ) -> bool:
+        """Read the batch's answers up to the last request's ack. False when some were lost: ENOBUFS
+        (receive buffer overrun), or no ack in time; the caller is told to read the kernel back."""
         while True:
             try:
                 length = self._recv()
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    # some answers were dropped; the ones still queued are incomplete too
-                    self._drain()
-                    return False
-                raise
+            except OSError:
+                self._drain()
+                return False
             for header, payload in iter_messages(self._view, length):
                 if header.type != uapi.NLMSG_ERROR:
                     continue
