@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import TextIO, cast
 
 from lvs_cli.importer import ConfigError, Format, ImportOptions, convert, to_yaml
 from lvs_cli.importer.mapper import DEFAULT_DIRECTOR_LABEL
 from lvs_cli.importer.names import dns1123
+
+# Kubernetes label syntax: [dns-subdomain/]name (name <= 63), value <= 63, both [A-Za-z0-9] at the ends
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}")
+_LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -45,9 +51,11 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
     err = stderr or sys.stderr
     path: str = args.file
     key, sep, value = str(args.director_label).partition("=")
-    if not sep or not key:
+    if not sep or not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
         print(
-            f"lvs-operator import: --director-label must be KEY=VALUE, got {args.director_label!r}", file=err
+            f"lvs-operator import: --director-label must be a Kubernetes label KEY=VALUE, got "
+            f"{args.director_label!r}",
+            file=err,
         )
         return EXIT_BAD_INPUT
     namespace = str(args.namespace)
