@@ -41,7 +41,9 @@ WIDGET_CRD: dict[str, Any] = {
                         "properties": {
                             "spec": {
                                 "type": "object",
-                                "x-kubernetes-validations": [{"rule": "self.port > 0 && self.port < 65536", "message": "port"}],
+                                "x-kubernetes-validations": [
+                                    {"rule": "self.port > 0 && self.port < 65536", "message": "port"}
+                                ],
                                 "properties": {
                                     "vip": {"type": "string", "format": "ipv4"},
                                     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
@@ -59,10 +61,12 @@ WIDGET_CRD: dict[str, Any] = {
 
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def create_many(session: aiohttp.ClientSession, url: str, bodies: list[dict[str, Any]], concurrency: int) -> float:
+async def create_many(
+    session: aiohttp.ClientSession, url: str, bodies: list[dict[str, Any]], concurrency: int
+) -> float:
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -83,20 +87,33 @@ async def create_many(session: aiohttp.ClientSession, url: str, bodies: list[dic
 async def run(base: str, objects: int, concurrency: int, watchers: int, updates: int) -> None:
     connector = aiohttp.TCPConnector(limit=concurrency + watchers + 4)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.post(f"{base}/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}}) as response:
+        async with session.post(
+            f"{base}/api/v1/namespaces", json={"metadata": {"name": NAMESPACE}}
+        ) as response:
             assert response.status == 201, await response.text()
-        async with session.post(f"{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=WIDGET_CRD) as response:
+        async with session.post(
+            f"{base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=WIDGET_CRD
+        ) as response:
             assert response.status == 201, await response.text()
 
         configmaps = f"{base}/api/v1/namespaces/{NAMESPACE}/configmaps"
-        bodies = [{"metadata": {"name": f"cm-{i:05d}", "labels": {"shard": str(i % 10)}}, "data": {"k": "v" * 64}} for i in range(objects)]
+        bodies = [
+            {"metadata": {"name": f"cm-{i:05d}", "labels": {"shard": str(i % 10)}}, "data": {"k": "v" * 64}}
+            for i in range(objects)
+        ]
         elapsed = await create_many(session, configmaps, bodies, concurrency)
-        print(f"creates/s (ConfigMap, {objects} objects, concurrency {concurrency}): {objects / elapsed:,.0f}")
+        print(
+            f"creates/s (ConfigMap, {objects} objects, concurrency {concurrency}): {objects / elapsed:,.0f}"
+        )
 
         gadgets = f"{base}/apis/bench.lvs.io/v1/namespaces/{NAMESPACE}/gadgets"
         crs = [
-            {"apiVersion": "bench.lvs.io/v1", "kind": "Gadget", "metadata": {"name": f"g-{i:05d}"},
-             "spec": {"vip": f"198.51.100.{i % 250 + 1}", "port": 80 + i % 1000}}
+            {
+                "apiVersion": "bench.lvs.io/v1",
+                "kind": "Gadget",
+                "metadata": {"name": f"g-{i:05d}"},
+                "spec": {"vip": f"198.51.100.{i % 250 + 1}", "port": 80 + i % 1000},
+            }
             for i in range(min(objects, 2000))
         ]
         elapsed = await create_many(session, gadgets, crs, concurrency)
@@ -109,7 +126,10 @@ async def run(base: str, objects: int, concurrency: int, watchers: int, updates:
                 payload = await response.json()
             full.append(time.perf_counter() - started)
             assert len(payload["items"]) == objects
-        print(f"list {objects} objects (one request, JSON decoded): median {statistics.median(full) * 1000:.0f} ms")
+        print(
+            f"list {objects} objects (one request, JSON decoded): "
+            f"median {statistics.median(full) * 1000:.0f} ms"
+        )
 
         selected: list[float] = []
         for _ in range(5):
@@ -117,7 +137,10 @@ async def run(base: str, objects: int, concurrency: int, watchers: int, updates:
             async with session.get(configmaps, params={"labelSelector": "shard=3"}) as response:
                 payload = await response.json()
             selected.append(time.perf_counter() - started)
-        print(f"list with labelSelector (1/10 match) over {objects}: median {statistics.median(selected) * 1000:.0f} ms")
+        print(
+            f"list with labelSelector (1/10 match) over {objects}: "
+            f"median {statistics.median(selected) * 1000:.0f} ms"
+        )
 
         started = time.perf_counter()
         token, pages = "", 0
@@ -129,7 +152,10 @@ async def run(base: str, objects: int, concurrency: int, watchers: int, updates:
             token = payload["metadata"].get("continue", "")
             if not token:
                 break
-        print(f"paginated list of {objects} (limit 500, {pages} pages): {(time.perf_counter() - started) * 1000:.0f} ms")
+        print(
+            f"paginated list of {objects} (limit 500, {pages} pages): "
+            f"{(time.perf_counter() - started) * 1000:.0f} ms"
+        )
 
         async with session.get(configmaps, params={"limit": "1"}) as response:
             rv = (await response.json())["metadata"]["resourceVersion"]
@@ -141,8 +167,15 @@ async def run(base: str, objects: int, concurrency: int, watchers: int, updates:
 
         async def watcher() -> None:
             nonlocal opened
-            params = {"watch": "1", "resourceVersion": rv, "fieldSelector": "metadata.name=cm-00000", "timeoutSeconds": "120"}
-            async with session.get(configmaps, params=params, timeout=aiohttp.ClientTimeout(total=None)) as response:
+            params = {
+                "watch": "1",
+                "resourceVersion": rv,
+                "fieldSelector": "metadata.name=cm-00000",
+                "timeoutSeconds": "120",
+            }
+            async with session.get(
+                configmaps, params=params, timeout=aiohttp.ClientTimeout(total=None)
+            ) as response:
                 opened += 1
                 if opened == watchers:
                     ready.set()
@@ -165,13 +198,16 @@ async def run(base: str, objects: int, concurrency: int, watchers: int, updates:
             marker = str(sequence)
             sent_at[marker] = time.perf_counter()
             patch = json.dumps({"data": {"seq": marker}})
-            async with session.patch(target, data=patch, headers={"Content-Type": "application/merge-patch+json"}) as response:
+            async with session.patch(
+                target, data=patch, headers={"Content-Type": "application/merge-patch+json"}
+            ) as response:
                 await response.read()
             await asyncio.sleep(0.005)
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
         print(
             f"watch fan-out to {watchers} watchers ({updates} updates, {len(latencies)} deliveries): "
-            f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms "
+            f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms "
             f"(from sending the PATCH to the event at each watcher)"
         )
 

@@ -24,7 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state", help="sqlite file keeping the objects across restarts")
     parser.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate")
     parser.add_argument(
-        "--auth", action="store_true", help="require bearer tokens and enforce RBAC (implies --tls: kubectl sends no tokens over HTTP)"
+        "--auth",
+        action="store_true",
+        help="require bearer tokens and enforce RBAC (implies --tls: kubectl sends no tokens over HTTP)",
     )
     parser.add_argument("--token", help="the admin bearer token (random when omitted)")
     parser.add_argument("--bookmark-interval", type=float, default=5.0)

@@ -98,14 +98,13 @@ class RbacAuthorizer:
         if request.group == "authorization.k8s.io" and request.resource == "selfsubjectaccessreviews":
             return True
         for binding in self.store.list((_RBAC, "clusterrolebindings")):
-            if self._binds(binding, user):
-                if self._role_allows(binding.get("roleRef") or {}, "", request):
-                    return True
+            if self._binds(binding, user) and self._role_allows(binding.get("roleRef") or {}, "", request):
+                return True
         if request.namespace:
             for binding in self.store.list((_RBAC, "rolebindings"), request.namespace):
-                if self._binds(binding, user):
-                    if self._role_allows(binding.get("roleRef") or {}, request.namespace, request):
-                        return True
+                role_ref = binding.get("roleRef") or {}
+                if self._binds(binding, user) and self._role_allows(role_ref, request.namespace, request):
+                    return True
         return False
 
     def check(self, user: UserInfo, request: RequestAttributes) -> None:
@@ -158,7 +157,7 @@ def rule_matches(rule: JsonDict, request: RequestAttributes) -> bool:
     if not request.resource_request:
         urls = rule.get("nonResourceURLs") or []
         return any(
-            url == request.path or url == "*" or (url.endswith("*") and request.path.startswith(url[:-1]))
+            url in (request.path, "*") or (url.endswith("*") and request.path.startswith(url[:-1]))
             for url in urls
         )
     groups = rule.get("apiGroups") or []
@@ -179,4 +178,7 @@ def denial_message(user: UserInfo, request: RequestAttributes) -> str:
     subject = f'{qualified} "{request.name}"' if request.name else qualified
     shown = f"{request.resource}/{request.subresource}" if request.subresource else request.resource
     scope = f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
-    return f'{subject} is forbidden: User "{user.name}" cannot {request.verb} resource "{shown}" in API group "{request.group}" {scope}'
+    return (
+        f'{subject} is forbidden: User "{user.name}" cannot {request.verb} resource "{shown}" '
+        f'in API group "{request.group}" {scope}'
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from typing import Any
@@ -38,10 +39,8 @@ class BackgroundControllers:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
@@ -148,7 +147,7 @@ class BackgroundControllers:
 
     def _delete_quietly(self, rt: ResourceType, namespace: str, name: str) -> None:
         try:
-            self.objects.delete(rt, namespace, name, WriteOptions())
+            self.objects.delete(rt, namespace, name, options=WriteOptions())
         except ApiError as error:
             if error.code != 404:
                 logger.warning(
@@ -159,7 +158,7 @@ class BackgroundControllers:
         meta = obj["metadata"]
         try:
             self.objects.update(
-                rt, meta.get("namespace", ""), meta["name"], obj, WriteOptions(), operation_manager=""
+                rt, meta.get("namespace", ""), meta["name"], obj, options=WriteOptions(), operation_manager=""
             )
         except ApiError as error:
             logger.warning("background update of %s %s failed: %s", rt.qualified, meta["name"], error.message)

@@ -1,4 +1,4 @@
-"""Discovery documents: legacy (/api, /apis, per group-version) and aggregated (apidiscovery.k8s.io v2/v2beta1)."""
+"""Discovery documents: legacy (/api, /apis, per group-version) and aggregated (apidiscovery v2, v2beta1)."""
 
 from __future__ import annotations
 

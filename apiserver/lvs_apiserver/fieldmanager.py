@@ -252,6 +252,7 @@ def record_update(
     old: JsonDict | None,
     new: JsonDict,
     node: SchemaNode,
+    *,
     manager: str,
     api_version: str,
     now: str,
@@ -340,7 +341,9 @@ def remove_path(obj: JsonDict, path: Path, node: SchemaNode) -> None:
             list_kind, keys = parent_node.list_kind(parent)
             index = None
             for i, item in enumerate(parent):
-                if (kind == "k" and isinstance(item, dict) and _item_key_json(item, keys) == name) or (kind == "v" and json.dumps(item, sort_keys=True, separators=(",", ":")) == name):
+                if (kind == "k" and isinstance(item, dict) and _item_key_json(item, keys) == name) or (
+                    kind == "v" and json.dumps(item, sort_keys=True, separators=(",", ":")) == name
+                ):
                     index = i
                 if index is not None:
                     break
@@ -358,6 +361,7 @@ def apply(
     live: JsonDict | None,
     applied: JsonDict,
     node: SchemaNode,
+    *,
     manager: str,
     api_version: str,
     now: str,

@@ -17,7 +17,7 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _META_REF = {"$ref": f"#/components/schemas/{OBJECT_META}"}
 
 _OBJECT_META_SCHEMA: JsonDict = {
-    "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+    "description": "ObjectMeta is metadata that all persisted resources must have.",
     "type": "object",
     "properties": {
         "name": {"type": "string", "description": "Name must be unique within a namespace."},
@@ -75,7 +75,7 @@ _OBJECT_META_SCHEMA: JsonDict = {
         "managedFields": {
             "type": "array",
             "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            "description": "Maps workflow-id and version to the set of fields that are managed by that workflow.",
+            "description": "The set of fields each field manager owns.",
         },
     },
 }

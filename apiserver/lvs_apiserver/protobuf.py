@@ -95,12 +95,18 @@ SCHEMAS: dict[str, dict[int, Field]] = {
         3: ("name", "string", False),
         4: ("uid", "string", False),
     },
-    "SelfSubjectAccessReview": {1: ("metadata", "msg:ObjectMeta", False), 2: ("spec", "msg:SelfSubjectAccessReviewSpec", False)},
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta", False),
+        2: ("spec", "msg:SelfSubjectAccessReviewSpec", False),
+    },
     "SelfSubjectAccessReviewSpec": {
         1: ("resourceAttributes", "msg:ResourceAttributes", False),
         2: ("nonResourceAttributes", "msg:NonResourceAttributes", False),
     },
-    "SubjectAccessReview": {1: ("metadata", "msg:ObjectMeta", False), 2: ("spec", "msg:SubjectAccessReviewSpec", False)},
+    "SubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta", False),
+        2: ("spec", "msg:SubjectAccessReviewSpec", False),
+    },
     "SubjectAccessReviewSpec": {
         1: ("resourceAttributes", "msg:ResourceAttributes", False),
         2: ("nonResourceAttributes", "msg:NonResourceAttributes", False),

@@ -74,6 +74,7 @@ def _builtin(
     plural: str,
     kind: str,
     namespaced: bool,
+    *,
     short_names: tuple[str, ...] = (),
     subresources: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
@@ -94,20 +95,53 @@ def _builtin(
 
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "namespaces", "Namespace", False, ("ns",), ("status", "finalize")),
-    _builtin("", "v1", "services", "Service", True, ("svc",), ("status",), ("all",)),
-    _builtin("", "v1", "endpoints", "Endpoints", True, ("ep",)),
-    _builtin("", "v1", "pods", "Pod", True, ("po",), ("status",), ("all",)),
-    _builtin("", "v1", "nodes", "Node", False, ("no",), ("status",)),
-    _builtin("", "v1", "events", "Event", True, ("ev",)),
-    _builtin("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    _builtin(
+        "", "v1", "namespaces", "Namespace", False, short_names=("ns",), subresources=("status", "finalize")
+    ),
+    _builtin(
+        "",
+        "v1",
+        "services",
+        "Service",
+        True,
+        short_names=("svc",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin("", "v1", "endpoints", "Endpoints", True, short_names=("ep",)),
+    _builtin(
+        "", "v1", "pods", "Pod", True, short_names=("po",), subresources=("status",), categories=("all",)
+    ),
+    _builtin("", "v1", "nodes", "Node", False, short_names=("no",), subresources=("status",)),
+    _builtin("", "v1", "events", "Event", True, short_names=("ev",)),
+    _builtin("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
     _builtin("", "v1", "secrets", "Secret", True),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), ("token",)),
+    _builtin(
+        "", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",), subresources=("token",)
+    ),
     _builtin("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
-    _builtin("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
+    _builtin("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
-    _builtin("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status",), ("all",)),
-    _builtin("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), ("status",), ("all",)),
+    _builtin(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        True,
+        short_names=("deploy",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        True,
+        short_names=("ds",),
+        subresources=("status",),
+        categories=("all",),
+    ),
     _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
@@ -118,8 +152,8 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "customresourcedefinitions",
         "CustomResourceDefinition",
         False,
-        ("crd", "crds"),
-        ("status",),
+        short_names=("crd", "crds"),
+        subresources=("status",),
     ),
     _builtin(
         "authorization.k8s.io",
@@ -130,12 +164,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         verbs=("create",),
     ),
     _builtin(
-        "authorization.k8s.io",
-        "v1",
-        "subjectaccessreviews",
-        "SubjectAccessReview",
-        False,
-        verbs=("create",),
+        "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)
     ),
 )
 

@@ -99,9 +99,9 @@ def apply_defaults(value: Any, schema: JsonDict) -> Any:
                 result[name] = apply_defaults(result[name], child_schema)
         additional = schema.get("additionalProperties")
         if isinstance(additional, dict):
-            for name in result:
+            for name, child in result.items():
                 if name not in properties:
-                    result[name] = apply_defaults(result[name], additional)
+                    result[name] = apply_defaults(child, additional)
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [apply_defaults(item, schema["items"]) for item in value]
@@ -149,11 +149,18 @@ class Validator:
 
     def validate(self, value: Any, schema: JsonDict, old: Any = _MISSING) -> list[FieldCause]:
         causes: list[FieldCause] = []
-        self._validate(value, schema, "", causes, old, root=True)
+        self._validate(value, schema, "", causes, old=old, root=True)
         return causes
 
     def _validate(
-        self, value: Any, schema: JsonDict, path: str, causes: list[FieldCause], old: Any, root: bool = False
+        self,
+        value: Any,
+        schema: JsonDict,
+        path: str,
+        causes: list[FieldCause],
+        *,
+        old: Any,
+        root: bool = False,
     ) -> None:
         before = len(causes)
         if value is None:
@@ -169,7 +176,8 @@ class Validator:
                     FieldCause(
                         "FieldValueInvalid",
                         path,
-                        f"Invalid value: {_show(value)}: {path} in body must be of type integer,string: {_show(actual)}",
+                        f"Invalid value: {_show(value)}: {path} in body must be of type integer,string: "
+                        f"{_show(actual)}",
                     )
                 )
                 return
@@ -202,7 +210,7 @@ class Validator:
         if isinstance(value, list):
             self._array(value, schema, path, causes, old)
         if isinstance(value, dict):
-            self._object(value, schema, path, causes, old, root)
+            self._object(value, schema, path, causes, old=old, root=root)
         if len(causes) == before:
             self._rules(value, schema, path, causes, old)
 
@@ -211,7 +219,8 @@ class Validator:
             FieldCause(
                 "FieldValueTypeInvalid",
                 path,
-                f"Invalid value: {_show(_type_name(value))}: {path} in body must be of type {declared}: {_show(_type_name(value))}",
+                f"Invalid value: {_show(_type_name(value))}: {path} in body must be of type {declared}: "
+                f"{_show(_type_name(value))}",
             )
         )
 
@@ -262,7 +271,8 @@ class Validator:
                 FieldCause(
                     "FieldValueInvalid",
                     path,
-                    f"Invalid value: {_show(value)}: {path} in body should be at least {min_length} chars long",
+                    f"Invalid value: {_show(value)}: {path} in body should be at least {min_length} "
+                    "chars long",
                 )
             )
         pattern = schema.get("pattern")
@@ -318,10 +328,10 @@ class Validator:
                 old_item = old_by_key.get(_map_key(item, keys), _MISSING)
             items_schema = schema.get("items")
             if isinstance(items_schema, dict):
-                self._validate(item, items_schema, item_path, causes, old_item)
+                self._validate(item, items_schema, item_path, causes, old=old_item)
 
     def _object(
-        self, value: JsonDict, schema: JsonDict, path: str, causes: list[FieldCause], old: Any, root: bool
+        self, value: JsonDict, schema: JsonDict, path: str, causes: list[FieldCause], *, old: Any, root: bool
     ) -> None:
         properties: JsonDict = schema.get("properties") or {}
         for name in schema.get("required") or []:
@@ -342,7 +352,8 @@ class Validator:
                 FieldCause(
                     "FieldValueInvalid",
                     path,
-                    f"Invalid value: {len(value)}: {path} in body should have at least {min_properties} properties",
+                    f"Invalid value: {len(value)}: {path} in body should have at least {min_properties} "
+                    "properties",
                 )
             )
         additional = schema.get("additionalProperties")
@@ -354,7 +365,9 @@ class Validator:
             if child_schema is None and isinstance(additional, dict):
                 child_schema = additional
             if child_schema is not None:
-                self._validate(child, child_schema, _join(path, name), causes, old_map.get(name, _MISSING))
+                self._validate(
+                    child, child_schema, _join(path, name), causes, old=old_map.get(name, _MISSING)
+                )
 
     def _rules(self, value: Any, schema: JsonDict, path: str, causes: list[FieldCause], old: Any) -> None:
         for rule in schema.get("x-kubernetes-validations") or []:

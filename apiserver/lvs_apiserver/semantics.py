@@ -193,7 +193,12 @@ class ObjectService:
             meta["managedFields"] = managed_fields
         elif options.field_manager:
             fieldmanager.record_update(
-                None, obj, self._schema_node(rt), options.field_manager, rt.api_version, self.clock()
+                None,
+                obj,
+                self._schema_node(rt),
+                manager=options.field_manager,
+                api_version=rt.api_version,
+                now=self.clock(),
             )
         return self._commit(rt, obj, "ADDED", options)
 
@@ -238,8 +243,9 @@ class ObjectService:
                     FieldCause(
                         "FieldValueInvalid",
                         "metadata.name",
-                        f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist of lower case "
-                        "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+                        f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist "
+                        "of lower case alphanumeric characters, '-' or '.', and must start and end with an "
+                        "alphanumeric character",
                     )
                 ],
             )
@@ -262,6 +268,10 @@ class ObjectService:
                     port.setdefault("targetPort", port.get("port"))
         if rt.storage_key == ("", "pods"):
             obj.setdefault("status", {}).setdefault("phase", "Pending")
+            for container in (obj.get("spec") or {}).get("containers") or []:
+                for port in (container.get("ports") or []) if isinstance(container, dict) else []:
+                    if isinstance(port, dict):
+                        port.setdefault("protocol", "TCP")
         return obj
 
     def _prepare_crd(self, obj: JsonDict, old: JsonDict | None) -> JsonDict:
@@ -274,7 +284,8 @@ class ObjectService:
                 FieldCause(
                     "FieldValueInvalid",
                     "metadata.name",
-                    f'Invalid value: {json.dumps(obj["metadata"]["name"])}: must be spec.names.plural+"."+spec.group',
+                    f"Invalid value: {json.dumps(obj['metadata']['name'])}: "
+                    'must be spec.names.plural+"."+spec.group',
                 )
             )
         if not spec.get("versions"):
@@ -344,8 +355,8 @@ class ObjectService:
             notes = [f'unknown field "{path}"' for path in result.unknown_fields]
             if options.field_validation == "Strict":
                 raise bad_request(
-                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: '
-                    + ", ".join(notes)
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    "strict decoding error: " + ", ".join(notes)
                 )
             if options.field_validation == "Warn":
                 options.warnings.extend(notes)
@@ -392,6 +403,7 @@ class ObjectService:
         namespace: str,
         name: str,
         body: JsonDict,
+        *,
         options: WriteOptions,
         subresource: str = "",
         operation_manager: str | None = None,
@@ -407,7 +419,9 @@ class ObjectService:
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise stale_write(rt.group, rt.plural, name)
         new = self._merge_identity(rt, old, copy.deepcopy(body), subresource)
-        return self._finish_update(rt, old, new, options, subresource, operation_manager)
+        return self._finish_update(
+            rt, old, new, options=options, subresource=subresource, operation_manager=operation_manager
+        )
 
     def _merge_identity(self, rt: ResourceType, old: JsonDict, new: JsonDict, subresource: str) -> JsonDict:
         old_meta = old["metadata"]
@@ -436,7 +450,9 @@ class ObjectService:
             meta["namespace"] = old_meta["namespace"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if "managedFields" not in meta and "managedFields" in old_meta:
-            meta["managedFields"] = old_meta["managedFields"]  # clients may rewrite managedFields; omitting keeps them
+            meta["managedFields"] = old_meta[
+                "managedFields"
+            ]  # clients may rewrite managedFields; omitting keeps them
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         if rt.has_status or rt.storage_key == _NAMESPACE_KEY:
@@ -451,6 +467,7 @@ class ObjectService:
         rt: ResourceType,
         old: JsonDict,
         new: JsonDict,
+        *,
         options: WriteOptions,
         subresource: str,
         operation_manager: str | None,
@@ -462,7 +479,8 @@ class ObjectService:
             )
             if added:
                 raise forbidden(
-                    f'{rt.qualified} "{old["metadata"]["name"]}" is forbidden: no new finalizers can be added if the object is being deleted'
+                    f'{rt.qualified} "{old["metadata"]["name"]}" is forbidden: '
+                    "no new finalizers can be added if the object is being deleted"
                 )
         new = self._prepare_builtin(rt, new, old)
         new = self._admit_custom(rt, new, old, options)
@@ -474,7 +492,13 @@ class ObjectService:
             new["metadata"].pop("managedFields", None)
         if manager and not managed_already and not client_wrote_managers:
             fieldmanager.record_update(
-                old, new, self._schema_node(rt), manager, rt.api_version, self.clock(), subresource
+                old,
+                new,
+                self._schema_node(rt),
+                manager=manager,
+                api_version=rt.api_version,
+                now=self.clock(),
+                subresource=subresource,
             )
         if _same_content(old, new):
             return self.present(rt, old)
@@ -499,6 +523,7 @@ class ObjectService:
         rt: ResourceType,
         namespace: str,
         name: str,
+        *,
         content_type: str,
         raw: bytes,
         options: WriteOptions,
@@ -506,8 +531,8 @@ class ObjectService:
     ) -> tuple[JsonDict, bool]:
         """Returns the object and whether it was created (server-side apply of a new object)."""
         media = content_type.split(";", maxsplit=1)[0].strip()
-        if media == "application/apply-patch+yaml" or media == "application/apply-patch+cbor":
-            return self._apply(rt, namespace, name, raw, options, subresource)
+        if media in ("application/apply-patch+yaml", "application/apply-patch+cbor"):
+            return self._apply(rt, namespace, name, raw=raw, options=options, subresource=subresource)
         old = self._load(rt, namespace, name)
         current = copy.deepcopy(old)
         if media == "application/json-patch+json":
@@ -537,10 +562,19 @@ class ObjectService:
         if patched_meta.get("name", name) != name:
             raise bad_request("metadata.name cannot be changed by a patch")
         new = self._merge_identity(rt, old, patched, subresource)
-        return self._finish_update(rt, old, new, options, subresource, None), False
+        return self._finish_update(
+            rt, old, new, options=options, subresource=subresource, operation_manager=None
+        ), False
 
     def _apply(
-        self, rt: ResourceType, namespace: str, name: str, raw: bytes, options: WriteOptions, subresource: str
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        raw: bytes,
+        options: WriteOptions,
+        subresource: str,
     ) -> tuple[JsonDict, bool]:
         try:
             applied = yaml.safe_load(raw)
@@ -569,7 +603,13 @@ class ObjectService:
             if subresource:
                 raise not_found(rt.group, rt.plural, name)
             merged = fieldmanager.apply(
-                None, applied_fields, node, options.field_manager, rt.api_version, now, options.force
+                None,
+                applied_fields,
+                node,
+                manager=options.field_manager,
+                api_version=rt.api_version,
+                now=now,
+                force=options.force,
             )
             merged["metadata"]["name"] = name
             if rt.namespaced:
@@ -588,11 +628,11 @@ class ObjectService:
             live,
             applied_fields,
             node,
-            options.field_manager,
-            rt.api_version,
-            now,
-            options.force,
-            subresource,
+            manager=options.field_manager,
+            api_version=rt.api_version,
+            now=now,
+            force=options.force,
+            subresource=subresource,
             normalize=self._defaulter(rt),
         )
         merged["apiVersion"] = rt.api_version
@@ -602,14 +642,22 @@ class ObjectService:
         new["metadata"]["managedFields"] = managed
         if not new["metadata"]["managedFields"]:
             new["metadata"].pop("managedFields")
-        return self._finish_update(rt, old, new, options, subresource, None, managed_already=True), False
+        return self._finish_update(
+            rt,
+            old,
+            new,
+            options=options,
+            subresource=subresource,
+            operation_manager=None,
+            managed_already=True,
+        ), False
 
     @staticmethod
     def _defaulter(rt: ResourceType) -> Callable[[JsonDict], JsonDict] | None:
         schema = rt.schema
         if not rt.is_custom or not schema:
             return None
-        return lambda obj: apply_defaults(obj, schema)  # type: ignore[no-any-return]
+        return lambda obj: apply_defaults(obj, schema)
 
     # ---- delete --------------------------------------------------------------------------------------
 
@@ -618,6 +666,7 @@ class ObjectService:
         rt: ResourceType,
         namespace: str,
         name: str,
+        *,
         options: WriteOptions,
         preconditions: JsonDict | None = None,
         propagation: str = "Background",
@@ -630,7 +679,8 @@ class ObjectService:
                 raise ApiError(
                     409,
                     "Conflict",
-                    f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}",
+                    f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                    f"UID in object meta: {meta.get('uid')}",
                 )
             if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get(
                 "resourceVersion"

@@ -19,9 +19,9 @@ from .auth import ADMIN, Authenticator, RbacAuthorizer, RequestAttributes, UserI
 from .controllers import BackgroundControllers
 from .encoding import encode_event, encode_list, encode_object
 from .errors import ApiError, bad_request, gone
+from .protobuf import decode_object as decode_protobuf
 from .resources import ResourceRegistry, ResourceType
 from .selectors import Predicate, parse_field_selector, parse_label_selector
-from .protobuf import decode_object as decode_protobuf
 from .semantics import ObjectService, WriteOptions
 from .storage import Store, WatchEvent
 from .tables import build_table
@@ -343,7 +343,12 @@ class ApiServer:
             if not options.field_manager:
                 options.field_manager = _default_manager(request)
             updated = self.objects.update(
-                rt, namespace, target.name, await self._read_json(request), options, target.subresource
+                rt,
+                namespace,
+                target.name,
+                await self._read_json(request),
+                options=options,
+                subresource=target.subresource,
             )
             return self._json(updated, warnings=options.warnings)
         if method == "PATCH":
@@ -352,7 +357,13 @@ class ApiServer:
             if not options.field_manager and not content_type.startswith("application/apply-patch"):
                 options.field_manager = _default_manager(request)
             patched, was_created = self.objects.patch(
-                rt, namespace, target.name, content_type, await request.read(), options, target.subresource
+                rt,
+                namespace,
+                target.name,
+                content_type=content_type,
+                raw=await request.read(),
+                options=options,
+                subresource=target.subresource,
             )
             return self._json(patched, status=201 if was_created else 200, warnings=options.warnings)
         if method == "DELETE":
@@ -365,7 +376,12 @@ class ApiServer:
             )
             if target.name:
                 obj, _ = self.objects.delete(
-                    rt, namespace, target.name, options, delete_options.get("preconditions"), propagation
+                    rt,
+                    namespace,
+                    target.name,
+                    options=options,
+                    preconditions=delete_options.get("preconditions"),
+                    propagation=propagation,
                 )
                 return self._json(obj)
             listed = self.objects.list(rt, target.namespace, self._predicate(query))
@@ -375,9 +391,8 @@ class ApiServer:
                     rt,
                     item["metadata"].get("namespace", ""),
                     item["metadata"]["name"],
-                    options,
-                    None,
-                    propagation,
+                    options=options,
+                    propagation=propagation,
                 )
                 deleted.append(obj)
             return self._json(

@@ -113,7 +113,9 @@ class Store:
     def get(self, storage_key: StorageKey, namespace: str, name: str) -> JsonDict | None:
         return self._objects[storage_key].get((namespace, name))
 
-    def list(self, storage_key: StorageKey, namespace: str | None = None, after: ObjectKey | None = None) -> list[JsonDict]:
+    def list(
+        self, storage_key: StorageKey, namespace: str | None = None, after: ObjectKey | None = None
+    ) -> list[JsonDict]:
         """Objects in (namespace, name) order; only those sorting after `after` when given."""
         bucket = self._objects[storage_key]
         keys = self._sorted_keys[storage_key]

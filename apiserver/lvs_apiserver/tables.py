@@ -95,6 +95,11 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _involved(obj: JsonDict) -> str:
+    involved = obj.get("involvedObject") or {}
+    return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+
+
 def _ports(obj: JsonDict) -> str:
     ports = (obj.get("spec") or {}).get("ports") or []
     text = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports if isinstance(p, dict))
@@ -172,9 +177,7 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, CellFunction]]] = {
         (
             "Object",
             "string",
-            lambda o: (
-                f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/{(o.get('involvedObject') or {}).get('name', '')}"
-            ),
+            _involved,
         ),
         ("Message", "string", _path("message")),
     ],
@@ -196,6 +199,36 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, CellFunction]]] = {
     ("coordination.k8s.io", "leases"): [("Holder", "string", _path("spec", "holderIdentity"))],
     ("apiextensions.k8s.io", "customresourcedefinitions"): [
         ("Created At", "string", _path("metadata", "creationTimestamp"))
+    ],
+}
+
+
+# Extra columns for `-o wide` (priority 1).
+_WIDE_COLUMNS: dict[tuple[str, str], list[tuple[str, str, CellFunction]]] = {
+    ("", "pods"): [("IP", "string", _path("status", "podIP")), ("Node", "string", _path("spec", "nodeName"))],
+    ("", "services"): [
+        (
+            "Selector",
+            "string",
+            lambda o: (
+                ",".join(f"{k}={v}" for k, v in ((o.get("spec") or {}).get("selector") or {}).items())
+                or "<none>"
+            ),
+        )
+    ],
+    ("", "nodes"): [
+        (
+            "Internal-IP",
+            "string",
+            lambda o: next(
+                (
+                    a.get("address")
+                    for a in (o.get("status") or {}).get("addresses") or []
+                    if a.get("type") == "InternalIP"
+                ),
+                "<none>",
+            ),
+        ),
     ],
 }
 
@@ -230,6 +263,9 @@ def build_table(
             cell_functions.append(function)
         columns.append(dict(_AGE_COLUMN))
         cell_functions.append(lambda o: age(o.get("metadata", {}).get("creationTimestamp")))
+        for name, kind, function in _WIDE_COLUMNS.get(rt.storage_key, []):
+            columns.append({"name": name, "type": kind, "format": "", "description": "", "priority": 1})
+            cell_functions.append(function)
     rows = []
     for obj in objects:
         row: JsonDict = {"cells": [function(obj) for function in cell_functions]}

@@ -30,9 +30,9 @@ class ServerThread:
         port: int = 0,
         kubeconfig_path: str | Path | None = None,
     ) -> None:
-        self._options = dict(
-            auth_enabled=auth_enabled, bookmark_interval=bookmark_interval, history_limit=history_limit
-        )
+        self._auth_enabled = auth_enabled
+        self._bookmark_interval = bookmark_interval
+        self._history_limit = history_limit
         self._state_path = state_path
         # kubectl never sends bearer tokens over plain HTTP, so auth implies TLS unless told otherwise
         self._tls = auth_enabled if tls is None else tls
@@ -53,11 +53,9 @@ class ServerThread:
         return self
 
     async def _start(self) -> str:
-        store = Store(history_limit=int(self._options["history_limit"]), sqlite_path=self._state_path)
+        store = Store(history_limit=self._history_limit, sqlite_path=self._state_path)
         self.server = ApiServer(
-            store,
-            auth_enabled=bool(self._options["auth_enabled"]),
-            bookmark_interval=float(self._options["bookmark_interval"]),
+            store, auth_enabled=self._auth_enabled, bookmark_interval=self._bookmark_interval
         )
         ssl_context = None
         if self._tls:

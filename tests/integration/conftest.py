@@ -9,7 +9,7 @@ Fixtures (stable; other test packages rely on them):
 - ``make_apiserver`` (function): factory ``make_apiserver(**ServerThread options)`` -> started server,
   stopped at teardown (e.g. ``auth_enabled=True``, ``bookmark_interval=0.2``, ``history_limit=50``).
 - ``kubectl``: ``kubectl(*args, input=None, check=True, server=None) -> CompletedProcess[str]`` running
-  /work/main/.venv/bin/kubectl (the venv's kubectl) with the session server's kubeconfig and a private cache dir.
+  the venv's kubectl with the session server's kubeconfig and a private cache dir.
   ``check=True`` raises ``KubectlError`` (stdout/stderr in the message) on a non-zero exit.
 - ``kube_api``: a ``kubernetes.client.ApiClient`` configured from the session server's kubeconfig.
 - ``namespace``: a fresh namespace name (created on the session server), unique per test.
@@ -39,7 +39,8 @@ KUBECTL = str(Path(sys.executable).parent / "kubectl")
 class KubectlError(AssertionError):
     def __init__(self, args: tuple[str, ...], result: subprocess.CompletedProcess[str]) -> None:
         super().__init__(
-            f"kubectl {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+            f"kubectl {' '.join(args)} exited {result.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
         )
         self.result = result
 
@@ -53,7 +54,9 @@ def run_kubectl(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     command = [KUBECTL, f"--kubeconfig={server.kubeconfig}", f"--cache-dir={cache_dir}", *args]
-    result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        command, input=input, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and result.returncode != 0:
         raise KubectlError(args, result)
     return result
@@ -163,14 +166,14 @@ def install_crds(apiserver: ServerThread) -> Callable[..., list[str]]:
                         if error.status != 409:
                             raise
                         current = api.read_custom_resource_definition(name)
-                        crd = {
+                        replacement = {
                             **crd,
                             "metadata": {
                                 **crd["metadata"],
                                 "resourceVersion": current.metadata.resource_version,
                             },
                         }
-                        api.replace_custom_resource_definition(name, crd)
+                        api.replace_custom_resource_definition(name, replacement)
                     names.append(name)
             deadline = time.monotonic() + 10
             assert target.server is not None

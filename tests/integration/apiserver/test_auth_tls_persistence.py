@@ -19,7 +19,6 @@ import kubernetes
 import pytest
 import yaml
 from kubernetes.client import ApiException
-
 from lvs_apiserver.testing import ServerThread
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -39,25 +38,51 @@ def test_rbac_from_stored_roles(make_apiserver: Callable[..., ServerThread], tmp
     rbac = kubernetes.client.RbacAuthorizationV1Api(admin)
     core.create_namespace({"metadata": {"name": "team"}})
     core.create_namespaced_service_account("team", {"metadata": {"name": "robot"}})
-    rbac.create_namespaced_role("team", {
-        "metadata": {"name": "reader"},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
-                  {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"], "resourceNames": ["mine"]}],
-    })
-    rbac.create_namespaced_role_binding("team", {
-        "metadata": {"name": "robot-reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}],
-    })
-    rbac.create_cluster_role({"metadata": {"name": "node-reader"}, "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]})
-    rbac.create_cluster_role_binding({
-        "metadata": {"name": "robot-nodes"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "node-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}],
-    })
+    rbac.create_namespaced_role(
+        "team",
+        {
+            "metadata": {"name": "reader"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["*"],
+                    "resourceNames": ["mine"],
+                },
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        "team",
+        {
+            "metadata": {"name": "robot-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}],
+        },
+    )
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "node-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": "robot-nodes"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "node-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}],
+        }
+    )
     core.create_namespaced_config_map("team", {"metadata": {"name": "c"}})
 
-    token = core.create_namespaced_service_account_token("robot", "team", {"spec": {"expirationSeconds": 600}}).status.token
+    token = core.create_namespaced_service_account_token(
+        "robot", "team", {"spec": {"expirationSeconds": 600}}
+    ).status.token
     robot_client, robot_config = client_for(server, token, tmp_path, "robot")
     robot = kubernetes.client.CoreV1Api(robot_client)
     assert [cm.metadata.name for cm in robot.list_namespaced_config_map("team").items] == ["c"]
@@ -77,11 +102,41 @@ def test_rbac_from_stored_roles(make_apiserver: Callable[..., ServerThread], tmp
         leases.read_namespaced_lease("other", "team")
     assert wrong_name.value.status == 403
 
-    can_i = subprocess.run([KUBECTL, f"--kubeconfig={robot_config}", f"--cache-dir={tmp_path / 'c'}", "auth", "can-i", "list", "configmaps", "-n", "team"],
-                           capture_output=True, text=True, timeout=30)
+    can_i = subprocess.run(
+        [
+            KUBECTL,
+            f"--kubeconfig={robot_config}",
+            f"--cache-dir={tmp_path / 'c'}",
+            "auth",
+            "can-i",
+            "list",
+            "configmaps",
+            "-n",
+            "team",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert can_i.stdout.strip() == "yes"
-    cannot = subprocess.run([KUBECTL, f"--kubeconfig={robot_config}", f"--cache-dir={tmp_path / 'c'}", "auth", "can-i", "delete", "configmaps", "-n", "team"],
-                            capture_output=True, text=True, timeout=30)
+    cannot = subprocess.run(
+        [
+            KUBECTL,
+            f"--kubeconfig={robot_config}",
+            f"--cache-dir={tmp_path / 'c'}",
+            "auth",
+            "can-i",
+            "delete",
+            "configmaps",
+            "-n",
+            "team",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert cannot.stdout.strip() == "no"
 
     assert server.ca_pem is not None
@@ -104,8 +159,22 @@ def test_tls_serving(make_apiserver: Callable[..., ServerThread], tmp_path: Path
     client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
     assert kubernetes.client.CoreV1Api(client).read_namespace("default").metadata.name == "default"
     client.close()
-    out = subprocess.run([KUBECTL, f"--kubeconfig={server.kubeconfig}", f"--cache-dir={tmp_path}", "get", "ns", "default", "-o", "name"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [
+            KUBECTL,
+            f"--kubeconfig={server.kubeconfig}",
+            f"--cache-dir={tmp_path}",
+            "get",
+            "ns",
+            "default",
+            "-o",
+            "name",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert out.stdout.strip() == "namespace/default", out.stderr
 
 
@@ -113,14 +182,18 @@ def test_sqlite_state_survives_restart(make_apiserver: Callable[..., ServerThrea
     state = str(tmp_path / "state.db")
     first = make_apiserver(state_path=state)
     client = kubernetes.config.new_client_from_config(config_file=str(first.kubeconfig))
-    created = kubernetes.client.CoreV1Api(client).create_namespaced_config_map("default", {"metadata": {"name": "kept"}, "data": {"a": "1"}})
+    created = kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
+        "default", {"metadata": {"name": "kept"}, "data": {"a": "1"}}
+    )
     client.close()
     first.stop()
     second = make_apiserver(state_path=state)
     client = kubernetes.config.new_client_from_config(config_file=str(second.kubeconfig))
     kept = kubernetes.client.CoreV1Api(client).read_namespaced_config_map("kept", "default")
     assert kept.data == {"a": "1"} and kept.metadata.uid == created.metadata.uid
-    newer = kubernetes.client.CoreV1Api(client).create_namespaced_config_map("default", {"metadata": {"name": "later"}})
+    newer = kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
+        "default", {"metadata": {"name": "later"}}
+    )
     assert int(newer.metadata.resource_version) > int(created.metadata.resource_version)
     client.close()
 
@@ -129,7 +202,9 @@ def test_command_line_writes_a_kubeconfig_every_client_accepts(tmp_path: Path) -
     kubeconfig = tmp_path / "kubeconfig"
     process = subprocess.Popen(
         [sys.executable, "-m", "lvs_apiserver", "--port", "0", "--kubeconfig-out", str(kubeconfig)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -137,8 +212,21 @@ def test_command_line_writes_a_kubeconfig_every_client_accepts(tmp_path: Path) -
         assert url.startswith("http://127.0.0.1:")
         config = yaml.safe_load(kubeconfig.read_text())
         assert config["clusters"][0]["cluster"]["server"] == url
-        out = subprocess.run([KUBECTL, f"--kubeconfig={kubeconfig}", f"--cache-dir={tmp_path / 'c'}", "get", "ns", "-o", "name"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [
+                KUBECTL,
+                f"--kubeconfig={kubeconfig}",
+                f"--cache-dir={tmp_path / 'c'}",
+                "get",
+                "ns",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert "namespace/default" in out.stdout.split()
         client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
         assert kubernetes.client.VersionApi(client).get_code().minor == "37"
@@ -151,8 +239,14 @@ def test_command_line_writes_a_kubeconfig_every_client_accepts(tmp_path: Path) -
             "info = login_via_client(logger=logging.getLogger('x'), settings=kopf.OperatorSettings())\n"
             "print(info.server)\n"
         )
-        login = subprocess.run([sys.executable, "-c", check], env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-                               capture_output=True, text=True, timeout=30)
+        login = subprocess.run(
+            [sys.executable, "-c", check],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert login.stdout.strip() == url, login.stderr
     finally:
         process.send_signal(signal.SIGTERM)

@@ -13,7 +13,6 @@ from typing import Any
 
 import kubernetes
 import pytest
-
 from lvs_apiserver.testing import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,12 @@ KOPF_EXAMPLE_CRD: dict[str, Any] = {
     "spec": {
         "scope": "Namespaced",
         "group": "kopf.dev",
-        "names": {"kind": "KopfExample", "plural": "kopfexamples", "singular": "kopfexample", "shortNames": ["kex"]},
+        "names": {
+            "kind": "KopfExample",
+            "plural": "kopfexamples",
+            "singular": "kopfexample",
+            "shortNames": ["kex"],
+        },
         "versions": [
             {
                 "name": "v1",
@@ -66,7 +70,9 @@ PEERING_CRD: dict[str, Any] = {
                 "schema": {
                     "openAPIV3Schema": {
                         "type": "object",
-                        "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                        "properties": {
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                        },
                     }
                 },
             }
@@ -74,7 +80,7 @@ PEERING_CRD: dict[str, Any] = {
     },
 }
 
-OPERATOR = '''
+OPERATOR = """
 import kopf
 
 
@@ -102,7 +108,7 @@ def duration_fn(old, new, patch, **kwargs):
 @kopf.on.delete("kopf.dev", "v1", "kopfexamples")
 def delete_fn(logger, **kwargs):
     logger.info("deleted")
-'''
+"""
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -127,7 +133,13 @@ def test_kopf_example_operator_runs_unmodified(
     client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
     custom = kubernetes.client.CustomObjectsApi(client)
     core = kubernetes.client.CoreV1Api(client)
-    custom.create_namespaced_custom_object("kopf.dev", "v1", "default", "kopfpeerings", {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "example"}})
+    custom.create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        "default",
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "example"}},
+    )
 
     script = tmp_path / "example_operator.py"
     script.write_text(OPERATOR)
@@ -142,12 +154,22 @@ def test_kopf_example_operator_runs_unmodified(
     )
     try:
         custom.create_namespaced_custom_object(
-            "kopf.dev", "v1", "default", "kopfexamples",
-            {"apiVersion": "kopf.dev/v1", "kind": "KopfExample", "metadata": {"name": "kopf-example-1"}, "spec": {"duration": "1m", "field": "value"}},
+            "kopf.dev",
+            "v1",
+            "default",
+            "kopfexamples",
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfExample",
+                "metadata": {"name": "kopf-example-1"},
+                "spec": {"duration": "1m", "field": "value"},
+            },
         )
 
         def created_status() -> Any:
-            obj = custom.get_namespaced_custom_object("kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1")
+            obj = custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1"
+            )
             status = obj.get("status", {})
             return status if status.get("create_fn") and status.get("duration") else None
 
@@ -155,24 +177,43 @@ def test_kopf_example_operator_runs_unmodified(
         assert status["create_fn"] == {"message": "hello world"}
         assert status["phase"] == "Created"
         assert status["duration"] == "1m"
-        obj = custom.get_namespaced_custom_object("kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1")
+        obj = custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1"
+        )
         assert "kopf.zalando.org/KopfFinalizerMarker" in obj["metadata"]["finalizers"]
 
-        events = wait_for(lambda: [e for e in core.list_namespaced_event("default").items if e.reason == "SomeReason"])
+        events = wait_for(
+            lambda: [e for e in core.list_namespaced_event("default").items if e.reason == "SomeReason"]
+        )
         assert events[0].involved_object.name == "kopf-example-1"
         assert events[0].message == "Some message from the example operator"
 
-        peering = wait_for(lambda: custom.get_namespaced_custom_object("kopf.dev", "v1", "default", "kopfpeerings", "example").get("status"))
+        peering = wait_for(
+            lambda: custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", "default", "kopfpeerings", "example"
+            ).get("status")
+        )
         assert any(entry.get("priority") == 100 for entry in peering.values())
 
-        custom.patch_namespaced_custom_object("kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1", {"spec": {"duration": "2m"}})
-        wait_for(lambda: custom.get_namespaced_custom_object("kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1")["status"].get("duration") == "2m")
+        custom.patch_namespaced_custom_object(
+            "kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1", {"spec": {"duration": "2m"}}
+        )
+        wait_for(
+            lambda: (
+                custom.get_namespaced_custom_object(
+                    "kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1"
+                )["status"].get("duration")
+                == "2m"
+            )
+        )
 
         custom.delete_namespaced_custom_object("kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1")
 
         def deleted() -> bool:
             try:
-                custom.get_namespaced_custom_object("kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1")
+                custom.get_namespaced_custom_object(
+                    "kopf.dev", "v1", "default", "kopfexamples", "kopf-example-1"
+                )
             except kubernetes.client.ApiException as error:
                 return error.status == 404
             return False

@@ -24,17 +24,35 @@ def manifest(obj: dict[str, Any]) -> str:
 
 def test_apply_get_describe_wait_delete(kubectl: Kubectl, namespace: str, widgets: Any) -> None:
     body = widget("w1", ports=[{"port": 80}], tags=["a"])
-    assert "widget.demo.lvs.io/w1 created" in kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body)).stdout
-    assert "widget.demo.lvs.io/w1 unchanged" in kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body)).stdout
+    assert (
+        "widget.demo.lvs.io/w1 created"
+        in kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body)).stdout
+    )
+    assert (
+        "widget.demo.lvs.io/w1 unchanged"
+        in kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body)).stdout
+    )
     body["spec"]["size"] = 5
-    assert "widget.demo.lvs.io/w1 configured" in kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body)).stdout
+    assert (
+        "widget.demo.lvs.io/w1 configured"
+        in kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body)).stdout
+    )
 
     table = kubectl("get", "widgets", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "SIZE", "COLOR", "READY", "AGE"]
     assert table[1].split()[:3] == ["w1", "5", "green"]  # defaulted color shows in the printer column
 
-    kubectl("patch", "wdg", "w1", "-n", namespace, "--subresource=status", "--type=merge",
-            "-p", '{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Done"}]}}')
+    kubectl(
+        "patch",
+        "wdg",
+        "w1",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Done"}]}}',
+    )
     waited = kubectl("wait", "--for=condition=Ready", "widget/w1", "-n", namespace, "--timeout=10s")
     assert "condition met" in waited.stdout
     assert kubectl("get", "widget", "w1", "-n", namespace).stdout.splitlines()[1].split()[3] == "True"
@@ -59,8 +77,17 @@ def test_wait_for_condition_set_later(kubectl: Kubectl, namespace: str, widgets:
 
     def flip() -> None:
         time.sleep(1.0)
-        kubectl("patch", "widget", "late", "-n", namespace, "--subresource=status", "--type=merge",
-                "-p", '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+        kubectl(
+            "patch",
+            "widget",
+            "late",
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}',
+        )
 
     thread = threading.Thread(target=flip)
     thread.start()
@@ -72,10 +99,21 @@ def test_wait_for_condition_set_later(kubectl: Kubectl, namespace: str, widgets:
 
 
 def test_get_builtin_tables_and_output_formats(kubectl: Kubectl, namespace: str) -> None:
-    kubectl("apply", "-n", namespace, "-f", "-", input=manifest({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]},
-    }))
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifest(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]},
+            }
+        ),
+    )
     lines = kubectl("get", "svc", "-n", namespace).stdout.splitlines()
     assert lines[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
     assert lines[1].split()[:2] == ["web", "ClusterIP"] and "80/TCP" in lines[1]
@@ -89,7 +127,9 @@ def test_get_builtin_tables_and_output_formats(kubectl: Kubectl, namespace: str)
 
 def test_client_side_apply_of_builtin_uses_strategic_merge(kubectl: Kubectl, namespace: str) -> None:
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "x"}},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"app": "x"}},
         "spec": {"containers": [{"name": "a", "image": "img:1"}, {"name": "b", "image": "img:1"}]},
     }
     kubectl("apply", "-n", namespace, "-f", "-", input=manifest(pod))
@@ -105,11 +145,33 @@ def test_server_side_apply_and_conflicts(kubectl: Kubectl, namespace: str, widge
     assert "serverside-applied" in out
     # another manager wants a different size: 409 naming the owner, unless forced
     other = widget("ssa", size=7)
-    clash = kubectl("apply", "--server-side", "--field-manager=other", "-n", namespace, "-f", "-", input=manifest(other), check=False)
+    clash = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifest(other),
+        check=False,
+    )
     assert clash.returncode != 0
     assert 'conflict with "kubectl"' in clash.stderr and ".spec.size" in clash.stderr
-    kubectl("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-n", namespace, "-f", "-", input=manifest(other))
-    got = json.loads(kubectl("get", "widget", "ssa", "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=manifest(other),
+    )
+    got = json.loads(
+        kubectl("get", "widget", "ssa", "-n", namespace, "-o", "json", "--show-managed-fields").stdout
+    )
     assert got["spec"]["size"] == 7
     managers = {entry["manager"]: entry for entry in got["metadata"]["managedFields"]}
     assert "f:size" in managers["other"]["fieldsV1"]["f:spec"]
@@ -125,12 +187,17 @@ def test_explain_reads_openapi_v3(kubectl: Kubectl, widgets: Any) -> None:
     assert "ENUM:" in recursive and "green" in recursive
 
 
-def test_invalid_custom_resource_is_rejected_with_field_errors(kubectl: Kubectl, namespace: str, widgets: Any) -> None:
+def test_invalid_custom_resource_is_rejected_with_field_errors(
+    kubectl: Kubectl, namespace: str, widgets: Any
+) -> None:
     bad = widget("bad", size=300, color="pink")
     result = kubectl("apply", "-n", namespace, "-f", "-", input=manifest(bad), check=False)
     assert result.returncode != 0
     assert 'The Widget "bad" is invalid' in result.stderr
-    assert "spec.size: Invalid value: 300: spec.size in body should be less than or equal to 100" in result.stderr
+    assert (
+        "spec.size: Invalid value: 300: spec.size in body should be less than or equal to 100"
+        in result.stderr
+    )
     assert 'spec.color: Unsupported value: "pink"' in result.stderr
     cel = widget("cel", minReplicas=5, maxReplicas=2)
     result = kubectl("apply", "-n", namespace, "-f", "-", input=manifest(cel), check=False)

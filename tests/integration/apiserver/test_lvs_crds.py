@@ -30,8 +30,12 @@ def lvs_crds(install_crds: Callable[..., list[str]], kubectl: Kubectl) -> list[s
 
 
 def virtual_service(name: str, **spec: Any) -> str:
-    body = {"apiVersion": "lvs.io/v1alpha1", "kind": "VirtualService", "metadata": {"name": name, "namespace": "shop"},
-            "spec": {"vip": "203.0.113.10", "poolRef": {"name": "web-backends"}, **spec}}
+    body = {
+        "apiVersion": "lvs.io/v1alpha1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"vip": "203.0.113.10", "poolRef": {"name": "web-backends"}, **spec},
+    }
     return json.dumps(body)
 
 
@@ -67,4 +71,7 @@ def test_cel_rule_rejects_through_kubectl(lvs_crds: list[str], kubectl: Kubectl)
 
     port = virtual_service("port", ports=[{"port": 70000}])
     result = kubectl("apply", "-f", "-", input=port, check=False)
-    assert "spec.ports[0].port: Invalid value: 70000: spec.ports[0].port in body should be less than or equal to 65535" in result.stderr
+    assert (
+        "spec.ports[0].port: Invalid value: 70000: "
+        "spec.ports[0].port in body should be less than or equal to 65535" in result.stderr
+    )

@@ -11,7 +11,6 @@ from typing import Any
 import kubernetes
 import pytest
 from kubernetes.client import ApiException
-
 from lvs_apiserver.testing import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -21,7 +20,11 @@ def collect(stream: Any, count: int, timeout: float = 5.0) -> list[tuple[str, st
     events: list[tuple[str, str]] = []
     deadline = time.monotonic() + timeout
     for event in stream:
-        name = event["object"].metadata.name if hasattr(event["object"], "metadata") else event["raw_object"]["metadata"].get("name", "")
+        name = (
+            event["object"].metadata.name
+            if hasattr(event["object"], "metadata")
+            else event["raw_object"]["metadata"].get("name", "")
+        )
         events.append((event["type"], name))
         if len(events) >= count or time.monotonic() > deadline:
             break
@@ -43,14 +46,24 @@ def test_watch_streams_changes_and_resumes(kube_api: Any, namespace: str) -> Non
     producer = threading.Thread(target=produce)
     producer.start()
     watch = kubernetes.watch.Watch()
-    events = collect(watch.stream(core.list_namespaced_config_map, namespace, resource_version=start_rv, timeout_seconds=5), 3)
+    events = collect(
+        watch.stream(
+            core.list_namespaced_config_map, namespace, resource_version=start_rv, timeout_seconds=5
+        ),
+        3,
+    )
     watch.stop()
     producer.join()
     assert events == [("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")]
 
     # resume from the original rv replays the same history
     watch = kubernetes.watch.Watch()
-    replay = collect(watch.stream(core.list_namespaced_config_map, namespace, resource_version=start_rv, timeout_seconds=2), 3)
+    replay = collect(
+        watch.stream(
+            core.list_namespaced_config_map, namespace, resource_version=start_rv, timeout_seconds=2
+        ),
+        3,
+    )
     watch.stop()
     assert replay == events
 
@@ -69,7 +82,14 @@ def test_watch_with_label_selector_sees_objects_leave(kube_api: Any, namespace: 
     core.patch_namespaced_config_map("m", namespace, {"metadata": {"labels": {"app": "db"}}})
     watch = kubernetes.watch.Watch()
     events = collect(
-        watch.stream(core.list_namespaced_config_map, namespace, label_selector="app=web", resource_version=rv, timeout_seconds=1), 2
+        watch.stream(
+            core.list_namespaced_config_map,
+            namespace,
+            label_selector="app=web",
+            resource_version=rv,
+            timeout_seconds=1,
+        ),
+        2,
     )
     watch.stop()
     assert events == [("ADDED", "m"), ("DELETED", "m")]
@@ -86,13 +106,23 @@ def test_watch_too_old_resource_version_is_gone(make_apiserver: Callable[..., Se
     server.call(server.server.store.compact)
     watch = kubernetes.watch.Watch()
     with pytest.raises(ApiException) as error:
-        for _ in watch.stream(core.list_namespaced_config_map, "default", resource_version=old_rv, timeout_seconds=2):
+        for _ in watch.stream(
+            core.list_namespaced_config_map, "default", resource_version=old_rv, timeout_seconds=2
+        ):
             pass
     assert error.value.status == 410
     # a list still works and its rv can be watched from
     fresh_rv = core.list_namespaced_config_map("default").metadata.resource_version
     watch = kubernetes.watch.Watch()
-    assert collect(watch.stream(core.list_namespaced_config_map, "default", resource_version=fresh_rv, timeout_seconds=1), 1) == []
+    assert (
+        collect(
+            watch.stream(
+                core.list_namespaced_config_map, "default", resource_version=fresh_rv, timeout_seconds=1
+            ),
+            1,
+        )
+        == []
+    )
     client.close()
 
 
@@ -100,12 +130,16 @@ def test_history_window_bounded(make_apiserver: Callable[..., ServerThread]) -> 
     server = make_apiserver(history_limit=5)
     client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
     core = kubernetes.client.CoreV1Api(client)
-    first = core.create_namespaced_config_map("default", {"metadata": {"name": "c0"}}).metadata.resource_version
+    first = core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "c0"}}
+    ).metadata.resource_version
     for index in range(1, 10):
         core.create_namespaced_config_map("default", {"metadata": {"name": f"c{index}"}})
     watch = kubernetes.watch.Watch()
     with pytest.raises(ApiException) as error:
-        for _ in watch.stream(core.list_namespaced_config_map, "default", resource_version=first, timeout_seconds=2):
+        for _ in watch.stream(
+            core.list_namespaced_config_map, "default", resource_version=first, timeout_seconds=2
+        ):
             pass
     assert error.value.status == 410
     client.close()
@@ -115,8 +149,17 @@ def test_bookmarks(make_apiserver: Callable[..., ServerThread]) -> None:
     server = make_apiserver(bookmark_interval=0.2)
     import urllib.request
 
-    rv = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))).list_namespaced_config_map("default").metadata.resource_version
-    url = f"{server.url}/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=1"
+    rv = (
+        kubernetes.client.CoreV1Api(
+            kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+        )
+        .list_namespaced_config_map("default")
+        .metadata.resource_version
+    )
+    url = (
+        f"{server.url}/api/v1/namespaces/default/configmaps"
+        f"?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=1"
+    )
     started = time.monotonic()
     with urllib.request.urlopen(url, timeout=5) as response:
         lines = [json.loads(line) for line in response.read().splitlines() if line.strip()]
@@ -127,10 +170,14 @@ def test_bookmarks(make_apiserver: Callable[..., ServerThread]) -> None:
     assert int(bookmarks[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
 
 
-def test_watch_list_initial_events_end_bookmark(apiserver: ServerThread, namespace: str, kube_api: Any) -> None:
+def test_watch_list_initial_events_end_bookmark(
+    apiserver: ServerThread, namespace: str, kube_api: Any
+) -> None:
     import urllib.request
 
-    kubernetes.client.CoreV1Api(kube_api).create_namespaced_config_map(namespace, {"metadata": {"name": "seed"}})
+    kubernetes.client.CoreV1Api(kube_api).create_namespaced_config_map(
+        namespace, {"metadata": {"name": "seed"}}
+    )
     url = (
         f"{apiserver.url}/api/v1/namespaces/{namespace}/configmaps?watch=1&sendInitialEvents=true"
         "&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"
