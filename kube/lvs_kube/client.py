@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,6 +71,7 @@ class KubeClient:
         max_connections: int = 64,
         request_timeout: float = 30.0,
         user_agent: str = "lvs-operator",
+        on_write: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._max_connections = max_connections
@@ -79,6 +80,8 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         # Writes sent by this client, by "VERB kind" (metrics, and tests proving idempotence).
         self.writes: collections.Counter[str] = collections.Counter()
+        # Called with "verb Kind" on every write sent (a Prometheus counter, an audit log...).
+        self.on_write = on_write
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -127,7 +130,10 @@ class KubeClient:
             data = json.dumps(body, separators=(",", ":")).encode()
             content_type = content_type or "application/json"
         if method in WRITE_METHODS:
-            self.writes[f"{method} {counted_as or path}"] += 1
+            label = counted_as or f"{method} {path}"
+            self.writes[label] += 1
+            if self.on_write is not None:
+                self.on_write(label)
         async with session.request(
             method,
             self.config.server + path,

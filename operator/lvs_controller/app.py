@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lvs_kube import EventRecorder, KubeClient, LeaderElector, load_config
@@ -61,7 +62,11 @@ async def run(options: Options) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with KubeClient(cluster, user_agent=f"lvs-controller/{identity}") as client:
+    async with KubeClient(
+        cluster,
+        user_agent=f"lvs-controller/{identity}",
+        on_write=lambda label: metrics.WRITES.labels(label).inc(),
+    ) as client:
         lost = asyncio.Event()
 
         async def on_stopped_leading() -> None:
@@ -93,23 +98,35 @@ async def run(options: Options) -> int:
                 return 0
         metrics.LEADER.set(1)
         logger.info("active", extra={"identity": identity})
-        try:
-            return await _lead(client, cluster_recorder(client, identity), options, stop, lost)
-        finally:
+
+        async def resign() -> None:
+            """Give the lease up (the elector releases it when cancelled); called once writes stopped."""
             metrics.LEADER.set(0)
-            if elector_task is not None:
-                elector_task.cancel()  # releases the lease on the way out
+            if elector_task is not None and not elector_task.done():
+                elector_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await elector_task
+
+        try:
+            return await _lead(client, cluster_recorder(client, identity), options, stop, lost, resign)
+        finally:
+            await resign()
 
 
 def cluster_recorder(client: KubeClient, identity: str) -> EventRecorder:
     return EventRecorder(client, FIELD_MANAGER, identity)
 
 
-async def _lead(
-    client: KubeClient, recorder: EventRecorder, options: Options, stop: asyncio.Event, lost: asyncio.Event
+async def _lead(  # noqa: PLR0917
+    client: KubeClient,
+    recorder: EventRecorder,
+    options: Options,
+    stop: asyncio.Event,
+    lost: asyncio.Event,
+    resign: Callable[[], Awaitable[None]],
 ) -> int:
+    """Run kopf and the workers until stopped. On the way out: stop the writers (workers), hand the lease
+    over at once, and only then wait for kopf's slower shutdown (its watchers never write)."""
     world = World()
     reconciler = Reconciler(
         client,
@@ -119,7 +136,18 @@ async def _lead(
     )
     controller = Controller(reconciler, workers=options.workers, resync_seconds=options.resync_seconds)
     kopf_stop = asyncio.Event()
-    kopf_task = asyncio.create_task(run_kopf(controller, client.config, kopf_stop))
+    kopf_ready = asyncio.Event()
+    kopf_task = asyncio.create_task(run_kopf(controller, client.config, kopf_stop, kopf_ready))
+
+    async def reclaim_signals() -> None:
+        # kopf installs its own SIGTERM/SIGINT handlers when it starts; take them back so that a stop
+        # first halts our writers and hands the lease over, then stops kopf through its stop flag.
+        await kopf_ready.wait()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+
+    signals_task = asyncio.create_task(reclaim_signals())
     prime_task = asyncio.create_task(controller.prime())
     workers_task = asyncio.create_task(controller.run_workers())
     stop_task = asyncio.create_task(stop.wait())
@@ -129,14 +157,15 @@ async def _lead(
     for task in done:
         if task in (kopf_task, workers_task) and not task.cancelled() and task.exception() is not None:
             logger.error("controller task failed", exc_info=task.exception())
-    kopf_stop.set()
-    for task in (prime_task, workers_task, stop_task, lost_task):
+    for task in (prime_task, workers_task, stop_task, lost_task, signals_task):
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.wait_for(kopf_task, timeout=10)
     for task in (prime_task, workers_task):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    await resign()
+    kopf_stop.set()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(kopf_task, timeout=10)
     if lost.is_set():
         logger.error("leadership lost; exiting so that a fresh process campaigns again")
         return 1

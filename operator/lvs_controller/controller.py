@@ -15,7 +15,7 @@ from lvs_kube import resources as res
 from lvs_controller import metrics
 from lvs_controller.reconciler import Reconciler
 from lvs_controller.workqueue import WorkQueue
-from lvs_controller.world import Kind, ObjectKey
+from lvs_controller.world import Kind, ObjectKey, key_of
 
 logger = logging.getLogger("lvs_controller")
 
@@ -50,6 +50,15 @@ class Controller:
     def observe(self, kind: Kind, event_type: str | None, obj: Mapping[str, Any]) -> None:
         """One watch event: update the cache and queue every VirtualService it may change."""
         previous, current = self.world.apply_event(kind, event_type, obj)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "watch event",
+                extra={
+                    "object": f"{kind.value} {'/'.join(filter(None, key_of(obj)))}",
+                    "event": event_type,
+                    "stale": previous is current,
+                },
+            )
         if previous is current:
             return  # stale event (or the echo of our own write): the cache already holds it
         metrics.CACHED_OBJECTS.labels(kind.value).set(self.world.count(kind))
@@ -102,6 +111,7 @@ class Controller:
         try:
             requeue_after = await self.reconciler.reconcile(key)
             metrics.RECONCILES.labels("ok").inc()
+            logger.debug("reconciled", extra={"object": f"VirtualService {key[0]}/{key[1]}"})
         except Exception as error:
             metrics.RECONCILES.labels("error").inc()
             metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()

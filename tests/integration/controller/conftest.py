@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from lvs_apiserver.testing import ServerThread
 REPO = Path(__file__).resolve().parents[3]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 LEASE_ARGS = ["--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"]
+DEBUG_ARGS = ["--log-level", os.environ.get("LVS_TEST_CONTROLLER_LOG_LEVEL", "INFO")]
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +83,13 @@ class Cluster:
         return versions
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     for entry in ((obj or {}).get("status") or {}).get("conditions") or []:
         if entry.get("type") == kind:
@@ -107,6 +117,7 @@ class ControllerProcess:
         self.cluster = cluster
         self.identity = identity
         self.extra = extra or []
+        self.metrics_port = free_port()
         self.log_path = cluster.workdir / f"controller-{identity}-{uuid.uuid4().hex[:6]}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -123,10 +134,11 @@ class ControllerProcess:
             "--lease-namespace",
             "default",
             "--metrics-port",
-            "0",
+            str(self.metrics_port),
             "--finalizer-timeout",
             "30",
             *LEASE_ARGS,
+            *DEBUG_ARGS,
             *self.extra,
         ]
         with open(self.log_path, "ab") as log:
@@ -157,6 +169,25 @@ class ControllerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(5)
+
+    def metrics(self) -> dict[str, float]:
+        """The process's Prometheus samples: {'name{labels}': value}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def object_writes(self) -> float:
+        """Writes this process sent, leader-election Lease renewals excepted."""
+        return sum(
+            value
+            for name, value in self.metrics().items()
+            if name.startswith("lvs_controller_api_writes_total{") and "Lease" not in name
+        )
 
     @property
     def alive(self) -> bool:
