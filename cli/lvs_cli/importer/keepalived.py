@@ -262,6 +262,7 @@ class KeepalivedInterpreter:
                 block.line, "virtual_server needs 'ADDRESS PORT', 'fwmark MARK' or 'group NAME'"
             )
         virtual.title = block.value
+        granularity_line = block.line
         delay_loop: float | None = None
         vs_host: str | None = None
         for item in block.blocks():
@@ -279,6 +280,7 @@ class KeepalivedInterpreter:
                 virtual.persistence_timeout = self.values.integer(item, minimum=1) if item.args else 360
             elif key == "persistence_granularity":
                 virtual.persistence_netmask = self.values.netmask(item)
+                granularity_line = item.line
             elif key == "protocol":
                 self.values.arity(item, 1, 1)
                 protocol = item.args[0].upper()
@@ -348,8 +350,18 @@ class KeepalivedInterpreter:
                     f"{server.forwarding.value} differs from the service's {virtual.forwarding.value}; "
                     "the service's is used",
                 )
-            if server.quiesce_on_failure:
-                virtual.quiesce_on_failure = True
+        inhibiting = [server for server in virtual.servers if server.quiesce_on_failure]
+        if inhibiting and not virtual.quiesce_on_failure:
+            virtual.quiesce_on_failure = True
+            if len(inhibiting) < len(virtual.servers):
+                self.warn(
+                    inhibiting[0].line,
+                    f"inhibit_on_failure on {len(inhibiting)} of {len(virtual.servers)} real servers: "
+                    "onFailure is per service, Quiesce is used for all",
+                )
+        if virtual.persistence_netmask is not None and virtual.persistence_timeout is None:
+            self.warn(granularity_line, "persistence_granularity without persistence_timeout: ignored")
+            virtual.persistence_netmask = None
         self.merge_checks(virtual)
         return virtual
 

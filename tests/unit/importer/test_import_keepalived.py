@@ -528,3 +528,18 @@ def test_duplicate_real_server_is_dropped_with_a_warning() -> None:
         {"address": "198.51.100.11", "weight": 1}
     ]
     assert has_warning(warnings, 4, "real server 198.51.100.11 listed twice")
+
+
+def test_partial_inhibit_on_failure_and_granularity_without_timeout() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n        inhibit_on_failure\n    }\n"
+        "    real_server 198.51.100.12 80 {\n    }\n"
+    )
+    result, warnings = convert_text(
+        vs("    persistence_granularity 24\n", servers=servers), name="keepalived.conf"
+    )
+    spec = spec_of(result, "VirtualService", "vs-192-0-2-10-80")
+    assert spec["onFailure"] == "Quiesce"
+    assert "persistence" not in spec
+    assert has_warning(warnings, 3, "inhibit_on_failure on 1 of 2 real servers")
+    assert has_warning(warnings, 2, "persistence_granularity without persistence_timeout: ignored")
