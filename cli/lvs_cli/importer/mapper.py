@@ -14,10 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from lvs_api.models.pool import RealServerPool
-from lvs_api.models.vippool import VIPPool
-from lvs_api.models.virtualservice import SchedulerFlag, SchedulerName, VirtualService
-from pydantic import ValidationError
+from lvs_api.models.virtualservice import SchedulerFlag, SchedulerName
+from lvs_api.validation import format_errors, validate
 
 from lvs_cli.importer.diagnostics import Diagnostics
 from lvs_cli.importer.legacy import (
@@ -35,11 +33,6 @@ from lvs_cli.importer.values import prefix_length
 API_VERSION = "lvs.io/v1alpha1"
 DEFAULT_DIRECTOR_LABEL = ("lvs.io/director", "true")
 VIP_POOL_MAX_ADDRESSES = 256  # VIPPoolSpec.addresses max_length
-_MODELS: dict[str, type[VirtualService] | type[RealServerPool] | type[VIPPool]] = {
-    "VirtualService": VirtualService,
-    "RealServerPool": RealServerPool,
-    "VIPPool": VIPPool,
-}
 
 
 class ServiceEntry(NamedTuple):
@@ -666,16 +659,12 @@ class Mapper:
         return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
     def _validate(self, manifest: Manifest) -> None:
-        model = _MODELS[manifest.kind]
-        try:
-            model.model_validate(manifest.body)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
-            )
+        """The same checks the controller runs (field paths and fixes from lvs_api.validation)."""
+        errors = validate(manifest.kind, manifest.body)
+        if errors:
             raise self.diagnostics.error(
-                manifest.line, f"cannot express this as a valid {manifest.kind}: {problems}"
-            ) from None
+                manifest.line, f"cannot express this as a valid {manifest.kind}: {format_errors(errors)}"
+            )
 
 
 def _number(value: float) -> int | float:

@@ -430,3 +430,15 @@ def test_more_vips_than_one_vip_pool_holds() -> None:
     assert [pool["metadata"]["name"] for pool in pools] == ["lvs-vips-1", "lvs-vips-2"]
     covered = [address for pool in pools for address in pool["spec"]["addresses"]]
     assert sorted(covered) == sorted(f"{vip}/32" for vip in scattered)
+
+
+def test_a_manifest_the_models_refuse_is_an_error_not_output() -> None:
+    """The mapper validates every manifest with the controller's checks before printing (here the label
+    value is too long; the CLI refuses such a label earlier, the library path relies on this)."""
+    with pytest.raises(ConfigError) as caught:
+        convert_text(one_virtual("    port = 80\n"), director_label=("lvs.io/director", "x" * 64))
+    assert caught.value.location.line == 3
+    assert (
+        "cannot express this as a valid VirtualService: spec.directorSelector.matchLabels"
+        in caught.value.message
+    )
