@@ -21,3 +21,8 @@ __all__ = [
     "ServiceStats",
     "StatsTable",
 ]
+
+
+def _conforms(real: IpvsNetlink, fake: FakeIpvsKernel) -> tuple[IpvsKernel, IpvsKernel]:
+    """Never called: makes mypy check that both implementations satisfy the IpvsKernel protocol."""
+    return real, fake
