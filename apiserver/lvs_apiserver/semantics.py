@@ -393,6 +393,7 @@ class ObjectService:
                     final = copy.deepcopy(item)
                     final["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
                     self.store.remove(custom.storage_key, final)
+                self.store.close_subscriptions(custom.storage_key)
             self.registry.remove_crd(name)
 
     # ---- update --------------------------------------------------------------------------------------

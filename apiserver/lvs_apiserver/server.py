@@ -535,7 +535,10 @@ class ApiServer:
                 while not subscription.queue.empty():
                     batch.append(subscription.queue.get_nowait())
                 out = []
+                closing = any(queued.type == "CLOSE" for queued in batch)
                 for queued in batch:
+                    if queued.type == "CLOSE":
+                        continue
                     if queued.resource_version <= last_sent:
                         continue  # already sent from the history replay
                     last_sent = queued.resource_version
@@ -544,6 +547,8 @@ class ApiServer:
                         out.append(chunk)
                 if out:
                     await response.write(b"".join(out))
+                if closing:
+                    break
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             pass

@@ -193,6 +193,12 @@ class Store:
         self._subscriptions[storage_key].add(subscription)
         return subscription
 
+    def close_subscriptions(self, storage_key: StorageKey) -> None:
+        """End every watch on a resource (its CRD went away): they receive a CLOSE marker."""
+        marker = WatchEvent(self._resource_version, storage_key, "CLOSE", {})
+        for subscription in self._subscriptions.get(storage_key, ()):
+            subscription.queue.put_nowait(marker)
+
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions[subscription.storage_key].discard(subscription)
 

@@ -357,3 +357,46 @@ def test_leases_events_and_endpointslices(kube_api: Any, namespace: str) -> None
         namespace, label_selector="kubernetes.io/service-name=web"
     ).items
     assert found[0].endpoints[0].addresses == ["198.51.100.11"]
+
+
+def test_foreground_deletion_waits_for_dependents(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "fg-owner"}})
+    reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "fg-owner", "uid": owner.metadata.uid}
+    core.create_namespaced_config_map(
+        namespace,
+        {"metadata": {"name": "fg-child", "ownerReferences": [reference], "finalizers": ["x/hold"]}},
+    )
+    core.delete_namespaced_config_map("fg-owner", namespace, propagation_policy="Foreground")
+    held = core.read_namespaced_config_map("fg-owner", namespace)
+    assert held.metadata.deletion_timestamp is not None
+    assert "foregroundDeletion" in held.metadata.finalizers
+    # the child is being deleted but its own finalizer keeps it, so the owner stays too
+    wait_until(lambda: core.read_namespaced_config_map("fg-child", namespace).metadata.deletion_timestamp)
+    time.sleep(0.3)
+    assert core.read_namespaced_config_map("fg-owner", namespace).metadata.deletion_timestamp is not None
+    core.patch_namespaced_config_map("fg-child", namespace, {"metadata": {"finalizers": None}})
+    wait_until(
+        lambda: (
+            not {"fg-owner", "fg-child"}
+            & {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+        )
+    )
+
+
+def test_delete_precondition_and_collection(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    made = core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "pre", "labels": {"batch": "1"}}}
+    )
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "pre2", "labels": {"batch": "1"}}})
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "keep"}})
+    with pytest.raises(ApiException) as error:
+        core.delete_namespaced_config_map(
+            "pre",
+            namespace,
+            body={"preconditions": {"resourceVersion": str(int(made.metadata.resource_version) - 1)}},
+        )
+    assert error.value.status == 409
+    core.delete_collection_namespaced_config_map(namespace, label_selector="batch=1")
+    assert [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items] == ["keep"]

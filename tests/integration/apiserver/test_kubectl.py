@@ -221,3 +221,51 @@ def test_create_namespace_and_configmap_with_kubectl(kubectl: Kubectl, tmp_path:
     token = kubectl("create", "token", "robot", "-n", "made-by-kubectl").stdout.strip()
     assert len(token) > 20
     kubectl("delete", "namespace", "made-by-kubectl", "--wait=true", "--timeout=20s")
+
+
+def test_get_watch_prints_changes(kubectl: Kubectl, namespace: str, widgets: Any, apiserver: Any) -> None:
+    import threading
+    import time
+
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(widget("watched", size=1)))
+
+    def change() -> None:
+        time.sleep(1.0)
+        kubectl("patch", "widget", "watched", "-n", namespace, "--type=merge", "-p", '{"spec":{"size":42}}')
+
+    thread = threading.Thread(target=change)
+    thread.start()
+    result = kubectl("get", "widgets", "-n", namespace, "-w", "--request-timeout=3s", check=False, timeout=20)
+    thread.join()
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert lines[0][:3] == ["NAME", "SIZE", "COLOR"]
+    assert lines[1][:2] == ["watched", "1"]
+    assert ["watched", "42"] in [line[:2] for line in lines[2:]], result.stdout
+
+
+def test_describe_shows_events_of_a_custom_resource(kubectl: Kubectl, namespace: str, widgets: Any) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(widget("eventful")))
+    uid = kubectl("get", "widget", "eventful", "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "eventful.1"},
+        "involvedObject": {
+            "apiVersion": "demo.lvs.io/v1",
+            "kind": "Widget",
+            "name": "eventful",
+            "namespace": namespace,
+            "uid": uid,
+        },
+        "reason": "Programmed",
+        "message": "IPVS table updated",
+        "type": "Normal",
+        "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "source": {"component": "lvs-controller"},
+    }
+    kubectl("create", "-n", namespace, "-f", "-", input=manifest(event))
+    described = kubectl("describe", "widget", "eventful", "-n", namespace).stdout
+    events_section = described.split("Events:", 1)[1]
+    assert "Programmed" in events_section and "IPVS table updated" in events_section

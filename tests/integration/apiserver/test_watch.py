@@ -187,3 +187,42 @@ def test_watch_list_initial_events_end_bookmark(
     assert lines[0]["type"] == "ADDED" and lines[0]["object"]["metadata"]["name"] == "seed"
     assert lines[1]["type"] == "BOOKMARK"
     assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_watch_ends_when_its_crd_is_deleted(make_apiserver: Callable[..., ServerThread]) -> None:
+    from .widgets import GROUP, PLURAL, VERSION, widget, widget_crd
+
+    server = make_apiserver()
+    client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+    extensions = kubernetes.client.ApiextensionsV1Api(client)
+    extensions.create_custom_resource_definition(widget_crd())
+    custom = kubernetes.client.CustomObjectsApi(client)
+    custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, widget("w"))
+    rv = custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["metadata"][
+        "resourceVersion"
+    ]
+
+    def remove_crd() -> None:
+        time.sleep(0.3)
+        extensions.delete_custom_resource_definition(f"{PLURAL}.{GROUP}")
+
+    remover = threading.Thread(target=remove_crd)
+    remover.start()
+    started = time.monotonic()
+    watch = kubernetes.watch.Watch()
+    events = [
+        (event["type"], event["object"]["metadata"]["name"])
+        for event in watch.stream(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            "default",
+            PLURAL,
+            resource_version=rv,
+            timeout_seconds=20,
+        )
+    ]
+    remover.join()
+    assert events == [("DELETED", "w")]
+    assert time.monotonic() - started < 5  # the stream ended with the CRD, not at the timeout
+    client.close()
