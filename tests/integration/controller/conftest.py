@@ -194,27 +194,13 @@ class ControllerProcess:
         return self.process is not None and self.process.poll() is None
 
 
-def crds_for_test_server() -> list[dict[str, Any]]:
-    """The generated CRDs. Workaround while the embedded server prunes ``metadata`` when a CRD declares it
-    as ``{type: object}`` (the API server must keep metadata whatever the CRD says): leave it out."""
-    documents = []
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if not document:
-                continue
-            for version in document["spec"]["versions"]:
-                version["schema"]["openAPIV3Schema"].get("properties", {}).pop("metadata", None)
-            documents.append(document)
-    return documents
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     server = ServerThread(bookmark_interval=1.0).start()
     workdir = tmp_path_factory.mktemp("controller-it")
     try:
         cluster = Cluster(server, workdir)
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crds_for_test_server()))
+        cluster.kubectl("apply", "-f", str(REPO / "crds"))
         wait_for(
             lambda: cluster.kubectl("get", "virtualservices.lvs.io", "-A", check=False).returncode == 0,
             what="CRDs served",
