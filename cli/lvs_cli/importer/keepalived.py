@@ -54,6 +54,17 @@ _TOP_LEVEL_DROPPED = {
 }
 
 
+def _hex_text(value: str) -> str | None:
+    """`474554` -> `GET`; None unless it is hex of printable text (tabs and line ends allowed)."""
+    try:
+        text = bytes.fromhex(value).decode("ascii")
+    except ValueError:
+        return None
+    if not text or not all(char.isprintable() or char in "\r\n\t" for char in text):
+        return None
+    return text
+
+
 class KeepalivedInterpreter:
     def __init__(self, path: str, diagnostics: Diagnostics) -> None:
         self.config = LegacyConfig(path=path, kind="keepalived.conf")
@@ -511,17 +522,22 @@ class KeepalivedInterpreter:
             elif key == "name" and kind is CheckKind.DNS:
                 self.values.arity(item, 1, 1)
                 check.dns_query_name = item.args[0]
-            elif key == "payload" and kind is CheckKind.UDP:
+            elif key in {"payload", "require_reply"} and kind is CheckKind.UDP:
+                # keepalived writes both as hex; the UDP check sends and matches text
                 self.values.arity(item, 1, 1)
-                check.send = item.args[0]
-            elif key in {"require_reply", "min_reply_length", "max_reply_length"} and kind is CheckKind.UDP:
-                if item.args:
-                    check.expect = item.args[0]
-                self.warn(
-                    item.line,
-                    f"real_server {server.address}: UDP_CHECK '{key}' converted to an expected "
-                    "reply prefix; check the result",
-                )
+                text = _hex_text(item.args[0])
+                if text is None:
+                    self.warn(
+                        item.line,
+                        f"real_server {server.address}: UDP_CHECK {key} {item.args[0]} is not hex of "
+                        "printable text: dropped",
+                    )
+                elif key == "payload":
+                    check.send = text
+                else:
+                    check.expect = text
+            elif key in {"min_reply_length", "max_reply_length"} and kind is CheckKind.UDP:
+                self.warn(item.line, f"real_server {server.address}: UDP_CHECK {key} dropped (no equivalent)")
             elif key in {
                 "connect_ip",
                 "bindto",

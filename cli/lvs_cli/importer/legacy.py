@@ -41,6 +41,7 @@ class HealthCheck:
     expect_status: list[int] = field(default_factory=list)
     send: str | None = None
     expect: str | None = None
+    expect_is_regex: bool = False  # else a literal prefix of the answer (nanny without use_regex)
     command: list[str] = field(default_factory=list)
     dns_query_name: str | None = None
     dns_query_type: str | None = None
@@ -59,6 +60,7 @@ class HealthCheck:
             tuple(self.expect_status),
             self.send,
             self.expect,
+            self.expect_is_regex,
             tuple(self.command),
             self.dns_query_name,
             self.dns_query_type,

@@ -491,7 +491,7 @@ class Mapper:
             if check.send:
                 udp["send"] = check.send
             if check.expect:
-                udp["expect"] = "^" + re.escape(check.expect)
+                udp["expect"] = check.expect if check.expect_is_regex else "^" + re.escape(check.expect)
             if udp:
                 result["udp"] = udp
         elif check.kind is CheckKind.DNS:

@@ -388,11 +388,10 @@ class PiranhaInterpreter:
                 line=line,
                 send=unescape_nanny(send.value) if send else None,
                 expect=unescape_nanny(expect.value) if expect else None,
+                expect_is_regex=use_regex,
             )
         else:
             check = self.tcp_check(line, send, expect, use_regex)
-        if use_regex and check.kind is not CheckKind.HTTP and expect is not None:
-            self.warn(expect.line, "use_regex = 1: the expect string is matched literally here")
         interval = DEFAULT_PROBE_INTERVAL if timeout is None else min(DEFAULT_PROBE_INTERVAL, timeout)
         check.interval_seconds = interval
         check.timeout_seconds = interval

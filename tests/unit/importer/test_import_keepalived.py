@@ -543,3 +543,16 @@ def test_partial_inhibit_on_failure_and_granularity_without_timeout() -> None:
     assert "persistence" not in spec
     assert has_warning(warnings, 3, "inhibit_on_failure on 1 of 2 real servers")
     assert has_warning(warnings, 2, "persistence_granularity without persistence_timeout: ignored")
+
+
+def test_udp_check_hex_payload_and_reply() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n        UDP_CHECK {\n            payload 70696e670a\n"
+        "            require_reply 706f6e67\n        }\n    }\n"
+        "    real_server 198.51.100.12 80 {\n        UDP_CHECK {\n"
+        "            payload 00ff\n        }\n    }\n"
+    )
+    result, warnings = convert_text(vs("    protocol UDP\n", servers=servers), name="keepalived.conf")
+    check = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]
+    assert check["udp"] == {"send": "ping\n", "expect": "^pong"}
+    assert has_warning(warnings, 11, "UDP_CHECK payload 00ff is not hex of printable text: dropped")

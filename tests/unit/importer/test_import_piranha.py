@@ -442,3 +442,16 @@ def test_a_manifest_the_models_refuse_is_an_error_not_output() -> None:
         "cannot express this as a valid VirtualService: spec.directorSelector.matchLabels"
         in caught.value.message
     )
+
+
+def test_udp_expect_with_use_regex_stays_a_regex() -> None:
+    body = (
+        '    port = 53\n    protocol = udp\n    send = "ping"\n    expect = "pong|PONG"\n    use_regex = 1\n'
+    )
+    result, _ = convert_text(one_virtual(body))
+    assert spec_of(result, "VirtualService", "web")["healthCheck"]["udp"] == {
+        "send": "ping",
+        "expect": "pong|PONG",
+    }
+    result, _ = convert_text(one_virtual(body.replace("use_regex = 1", "use_regex = 0")))
+    assert spec_of(result, "VirtualService", "web")["healthCheck"]["udp"]["expect"] == r"^pong\|PONG"
