@@ -48,7 +48,9 @@ class ResourceType:
 
     @property
     def storage_key(self) -> tuple[str, str]:
-        """All versions of one resource share the same storage."""
+        """All versions of one resource share the same storage (events.k8s.io Events: core Events)."""
+        if self.group == "events.k8s.io" and self.plural == "events":
+            return ("", "events")
         return (self.group, self.plural)
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from . import fieldmanager
+from .conversion import from_storage, to_storage
 from .errors import (
     ApiError,
     FieldCause,
@@ -77,10 +78,8 @@ class ObjectService:
 
     @staticmethod
     def present(rt: ResourceType, obj: JsonDict) -> JsonDict:
-        """The stored object as served at the requested version (no conversion beyond apiVersion)."""
-        if obj.get("apiVersion") == rt.api_version:
-            return obj
-        return {**obj, "apiVersion": rt.api_version}
+        """The stored object as served at the requested group/version."""
+        return from_storage(rt.group, rt.version, obj)
 
     def _load(self, rt: ResourceType, namespace: str, name: str) -> JsonDict:
         obj = self.store.get(rt.storage_key, namespace if rt.namespaced else "", name)
@@ -149,7 +148,7 @@ class ObjectService:
     ) -> JsonDict:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = to_storage(rt.group, copy.deepcopy(body))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
@@ -185,7 +184,7 @@ class ObjectService:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.clock()
         meta["generation"] = 1
-        obj["apiVersion"] = rt.api_version
+        obj["apiVersion"] = _storage_api_version(rt)
         obj["kind"] = rt.kind
         obj = self._prepare_builtin(rt, obj, None)
         obj = self._admit_custom(rt, obj, None, options)
@@ -419,7 +418,7 @@ class ObjectService:
         requested_rv = body_meta.get("resourceVersion")
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise stale_write(rt.group, rt.plural, name)
-        new = self._merge_identity(rt, old, copy.deepcopy(body), subresource)
+        new = self._merge_identity(rt, old, to_storage(rt.group, copy.deepcopy(body)), subresource)
         return self._finish_update(
             rt, old, new, options=options, subresource=subresource, operation_manager=operation_manager
         )
@@ -454,7 +453,7 @@ class ObjectService:
             meta["managedFields"] = old_meta[
                 "managedFields"
             ]  # clients may rewrite managedFields; omitting keeps them
-        new["apiVersion"] = rt.api_version
+        new["apiVersion"] = _storage_api_version(rt)
         new["kind"] = rt.kind
         if rt.has_status or rt.storage_key == _NAMESPACE_KEY:
             if "status" in old:
@@ -535,7 +534,7 @@ class ObjectService:
         if media in ("application/apply-patch+yaml", "application/apply-patch+cbor"):
             return self._apply(rt, namespace, name, raw=raw, options=options, subresource=subresource)
         old = self._load(rt, namespace, name)
-        current = copy.deepcopy(old)
+        current = copy.deepcopy(self.present(rt, old))
         if media == "application/json-patch+json":
             patched = json_patch(current, parse_json(raw))
         elif media == "application/merge-patch+json":
@@ -562,7 +561,7 @@ class ObjectService:
             raise stale_write(rt.group, rt.plural, name)
         if patched_meta.get("name", name) != name:
             raise bad_request("metadata.name cannot be changed by a patch")
-        new = self._merge_identity(rt, old, patched, subresource)
+        new = self._merge_identity(rt, old, to_storage(rt.group, patched), subresource)
         return self._finish_update(
             rt, old, new, options=options, subresource=subresource, operation_manager=None
         ), False
@@ -596,6 +595,7 @@ class ObjectService:
             raise bad_request("the namespace of the object does not match the namespace on the URL")
         meta.pop("managedFields", None)
         requested_rv = meta.pop("resourceVersion", None)
+        applied = to_storage(rt.group, applied)
         applied_fields = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
         node = self._schema_node(rt)
         old = self.store.get(rt.storage_key, namespace if rt.namespaced else "", name)
@@ -636,7 +636,7 @@ class ObjectService:
             subresource=subresource,
             normalize=self._defaulter(rt),
         )
-        merged["apiVersion"] = rt.api_version
+        merged["apiVersion"] = _storage_api_version(rt)
         merged["kind"] = rt.kind
         managed = merged["metadata"].get("managedFields", [])
         new = self._merge_identity(rt, old, merged, subresource)
@@ -742,3 +742,8 @@ def _same_content(old: JsonDict, new: JsonDict) -> bool:
         return {**obj, "metadata": meta, "_managers": managers}
 
     return strip(old) == strip(new)
+
+
+def _storage_api_version(rt: ResourceType) -> str:
+    """The apiVersion objects are stored under (events.k8s.io Events are stored as core Events)."""
+    return "v1" if rt.storage_key == ("", "events") else rt.api_version

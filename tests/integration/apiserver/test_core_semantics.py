@@ -329,9 +329,10 @@ def test_leases_events_and_endpointslices(kube_api: Any, namespace: str) -> None
             "action": "A",
             "reason": "R",
             "type": "Normal",
+            "note": "via events.k8s.io",
+            "regarding": {"kind": "Pod", "name": "p"},
         },
     )
-    assert [e.metadata.name for e in events.list_namespaced_event(namespace).items] == ["e1"]
     core = kubernetes.client.CoreV1Api(kube_api)
     core.create_namespaced_event(
         namespace,
@@ -340,9 +341,19 @@ def test_leases_events_and_endpointslices(kube_api: Any, namespace: str) -> None
             "involvedObject": {"kind": "Pod", "name": "p"},
             "reason": "R",
             "message": "m",
+            "eventTime": "2026-01-01T00:00:00.000000Z",  # required by the events.k8s.io view
         },
     )
-    assert [e.metadata.name for e in core.list_namespaced_event(namespace).items] == ["e2"]
+    # one storage, two views: each API lists both events, with its own field names
+    as_core = {e.metadata.name: e for e in core.list_namespaced_event(namespace).items}
+    as_events = {e.metadata.name: e for e in events.list_namespaced_event(namespace).items}
+    assert set(as_core) == set(as_events) == {"e1", "e2"}
+    assert as_core["e1"].message == "via events.k8s.io" and as_core["e1"].involved_object.name == "p"
+    assert as_core["e1"].reporting_component == "x"
+    assert as_events["e2"].note == "m" and as_events["e2"].regarding.kind == "Pod"
+    patched = events.patch_namespaced_event("e1", namespace, {"note": "changed"})
+    assert patched.note == "changed"
+    assert core.read_namespaced_event("e1", namespace).message == "changed"
     slices = kubernetes.client.DiscoveryV1Api(kube_api)
     slices.create_namespaced_endpoint_slice(
         namespace,
@@ -400,3 +411,48 @@ def test_delete_precondition_and_collection(kube_api: Any, namespace: str) -> No
     assert error.value.status == 409
     core.delete_collection_namespaced_config_map(namespace, label_selector="batch=1")
     assert [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items] == ["keep"]
+
+
+def test_crd_versions_share_storage(kube_api: Any, namespace: str) -> None:
+    schema = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }
+    }
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.demo.lvs.io"},
+        "spec": {
+            "group": "demo.lvs.io",
+            "scope": "Namespaced",
+            "names": {"plural": "gizmos", "kind": "Gizmo"},
+            "versions": [
+                {"name": "v1alpha1", "served": True, "storage": False, "schema": schema},
+                {"name": "v1", "served": True, "storage": True, "schema": schema},
+            ],
+        },
+    }
+    kubernetes.client.ApiextensionsV1Api(kube_api).create_custom_resource_definition(crd)
+    api = custom(kube_api)
+    wait_until(lambda: _served(api, "demo.lvs.io", "v1alpha1", "gizmos"))
+    api.create_namespaced_custom_object(
+        "demo.lvs.io",
+        "v1alpha1",
+        namespace,
+        "gizmos",
+        {"apiVersion": "demo.lvs.io/v1alpha1", "kind": "Gizmo", "metadata": {"name": "g"}, "spec": {"a": 1}},
+    )
+    as_v1 = api.get_namespaced_custom_object("demo.lvs.io", "v1", namespace, "gizmos", "g")
+    assert as_v1["apiVersion"] == "demo.lvs.io/v1" and as_v1["spec"] == {"a": 1}
+    group = kubernetes.client.ApisApi(kube_api).get_api_versions()
+    demo = next(g for g in group.groups if g.name == "demo.lvs.io")
+    assert demo.preferred_version.version == "v1"
+
+
+def _served(api: Any, group: str, version: str, plural: str) -> bool:
+    try:
+        return any(r.name == plural for r in api.get_api_resources(group, version).resources)
+    except ApiException:
+        return False
