@@ -2,6 +2,7 @@
 
     python -m lvs_guest run [--backend uml|qemu] [--timeout S] [--module M]... -- CMD [ARG...]
     python -m lvs_guest run -- 'shell command; with pipes | and all'      (one argument = shell text)
+    python -m lvs_guest run --collect results/ -- python bench/x.py       (copies $LVS_GUEST_OUT back)
     python -m lvs_guest fetch [--backend uml|qemu|all]
     python -m lvs_guest info
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from lvs_guest.backends import (
     BACKEND_ENV,
@@ -46,6 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         modules=args.module if args.module is not None else DEFAULT_MODULES,
         on_output=_print_line,
         debug=args.debug,
+        collect_to=args.collect,
     )
     boot = f"{result.boot_seconds:.2f} s" if result.boot_seconds is not None else "n/a"
     print(
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=600.0, help="seconds before the guest is killed")
     run.add_argument("--module", action="append", help="modprobe before the command (repeat; default ip_vs)")
     run.add_argument("--debug", action="store_true", help="kernel boot messages and init trace")
+    run.add_argument(
+        "--collect", type=Path, metavar="DIR", help="copy what the command wrote under $LVS_GUEST_OUT to DIR"
+    )
     run.add_argument("command", nargs=argparse.REMAINDER)
     fetch = commands.add_parser("fetch", help="download and unpack the guest kernel(s) into the cache")
     fetch.add_argument("--backend", choices=(*BACKEND_NAMES, "all"))

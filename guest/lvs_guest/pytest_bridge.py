@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import sys
 import time
 from collections.abc import Generator
@@ -143,14 +144,18 @@ class _GuestSession:
         self.phases: dict[str, set[str]] = {nodeid: set() for nodeid in self.items}
         self.collect_errors: list[str] = []
         self.inner_exitstatus: int | None = None
+        self.command: list[str] = []
         self.terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         verbose = int(self.config.option.verbose)
         self.show_console = verbose >= 2 or self.config.option.capture == "no"
         self.console: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.console_log = cache_dir() / "logs" / "kernel-tests-console.log"
+        # One log per session (sessions may run at once); "kernel-tests-console.log" links to the latest.
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.console_log = cache_dir() / "logs" / f"kernel-tests-{stamp}-{os.getpid()}.log"
 
     def _say(self, text: str) -> None:
         if self.terminal is not None:
+            self.terminal.ensure_newline()  # after a row of progress dots
             self.terminal.write_line(text)
         else:
             print(text, file=sys.stderr)
@@ -158,20 +163,20 @@ class _GuestSession:
     def run(self) -> None:
         timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_SUITE_TIMEOUT)
         rootdir = Path(self.config.rootpath)
-        command = [
+        self.command = command = [
             sys.executable, "-m", "pytest", f"--rootdir={rootdir}", *_inner_options(self.config), *self.items,
         ]  # fmt: skip
         result: GuestResult | None = None
         failure = ""
         try:
             backend = select_backend()
-            self.console_log.parent.mkdir(parents=True, exist_ok=True)
+            self._prepare_console_log()
             self._say(
                 f"kernel tests: {len(self.items)} in one {backend.name} guest (timeout {timeout:.0f} s, "
                 f"console in {self.console_log})"
             )
             with (
-                open(self.console_log, "w", encoding="utf-8") as log,
+                open(self.console_log, "a", encoding="utf-8") as log,
                 GuestRun(
                     command, backend=backend, timeout=timeout, cwd=rootdir,
                     env={REPORTS_ENV: f"{GUEST_OUT_DIR}/{REPORTS_FILE}"}, on_output=self.console.put,
@@ -201,6 +206,16 @@ class _GuestSession:
         except GuestError as error:
             failure = str(error)
         self._fail_unreported(failure)
+
+    def _prepare_console_log(self, keep: int = 20) -> None:
+        logs = self.console_log.parent
+        logs.mkdir(parents=True, exist_ok=True)
+        for old in sorted(logs.glob("kernel-tests-*-*.log"))[:-keep]:
+            old.unlink(missing_ok=True)
+        self.console_log.write_text(f"# inner command: {shlex.join(self.command)}\n")
+        latest = logs / "kernel-tests-console.log"
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(self.console_log.name)
 
     def _drain_console(self, log: Any) -> None:
         while True:

@@ -301,8 +301,10 @@ def run_in_guest(
     modules: Sequence[str] = DEFAULT_MODULES,
     on_output: OutputSink | None = None,
     debug: bool = False,
+    collect_to: Path | None = None,
 ) -> GuestResult:
-    """Boot a guest, run `command` (argv list, or one shell string) as root in it, return the result."""
+    """Boot a guest, run `command` (argv list, or one shell string) as root in it, return the result.
+    With `collect_to`, what the job wrote under $LVS_GUEST_OUT is copied there (a host directory)."""
     with GuestRun(
         command,
         backend=backend,
@@ -313,4 +315,7 @@ def run_in_guest(
         on_output=on_output,
         debug=debug,
     ) as run:
-        return run.result()
+        result = run.result()
+        if collect_to is not None:
+            shutil.copytree(run.out_dir, collect_to, dirs_exist_ok=True)
+        return result
