@@ -1,1 +1,20 @@
-"""lvs_apiserver."""
+"""lvs_apiserver: an embedded Kubernetes API server (emulator) that kubectl, the `kubernetes` client and
+kopf use unmodified. In-memory by default, optional sqlite store; see README.md beside this file.
+
+Modules:
+  storage       objects, the global resourceVersion counter, bounded event history, watch fan-out
+  semantics     create/update/patch/apply/delete rules (identity, 409s, generation, /status, finalizers,
+                dry-run, namespaces, CRD registration)
+  fieldmanager  managedFields and server-side apply (ownership per leaf field and keyed list item)
+  schema, cel   CRD structural schema: pruning, defaults, validation, x-kubernetes-validations (cel-python)
+  patching      JSON merge patch, JSON patch, strategic merge patch (approximation with merge keys)
+  server        HTTP routing (aiohttp), watch streams, discovery, OpenAPI, tables, auth
+  discovery, openapi, tables, jsonpath, auth, conversion, protobuf, encoding, controllers (namespace
+  termination, ownerReference GC), testing (ServerThread for tests), kubeconfig, tls
+"""
+
+from .server import ApiServer
+from .storage import Store
+from .testing import ServerThread
+
+__all__ = ["ApiServer", "ServerThread", "Store"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_CACHE_LIMIT = 50_000
+_CACHE_LIMIT = 20_000
 # id(obj) -> (obj, bytes). Holding obj keeps its id from being reused while the entry lives.
 _cache: dict[int, tuple[Any, bytes]] = {}
 
