@@ -22,9 +22,13 @@ from lvs_guest.scripts import UML_MODPROBE_HELPER, uml_init
 BACKEND_ENV = "LVS_GUEST_BACKEND"
 BACKEND_NAMES = ("uml", "qemu")
 
-# Measured on the 2-core workplace machine (bench/guest_bench.py, figures in the harness report):
-# UML boots faster and runs Python near host speed; qemu TCG runs Python ~10x slower. The kernel test
-# suite is Python-heavy (pytest, pyroute2, asyncio servers), so UML wins without KVM.
+# Measured with bench/guest_bench.py on the 2-core workplace machine (shared, so figures move; wall s):
+#                      UML     qemu TCG
+#   boot to job start  2.3-3.0  4.9-20
+#   realistic job      2.6-6.4  30-38    (python start, imports, netns topology, 500 IPVS ops, 100 HTTP)
+#   smoke test suite   33       122      (host pytest, 10 tests in one guest)
+# UML's syscalls (~70 us) and forks (~30 ms) are slow, but the kernel suite is Python-heavy (pytest,
+# pyroute2, in-process servers), and TCG runs Python ~10x slower: UML wins without KVM.
 DEFAULT_SOFTWARE_BACKEND = "uml"
 
 
