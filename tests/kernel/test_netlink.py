@@ -8,6 +8,7 @@ witness: the same table restored with ``ipvsadm -R`` into a second namespace mus
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import itertools
 import os
@@ -536,3 +537,20 @@ def test_without_cap_net_admin_errors_are_eperm(netns: Namespace) -> None:
         "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", code,
     )  # fmt: skip
     assert out.splitlines() == ["dump EPERM", "apply True ['EPERM', 'EPERM']"]
+
+
+def test_usable_from_an_asyncio_agent(netns: Namespace) -> None:
+    """Created inside a running event loop (pyroute2's sync socket cannot set up there by itself),
+    then used through asyncio.to_thread as the agent does."""
+
+    async def agent() -> Table:
+        kernel = IpvsNetlink(netns=netns.name)
+        try:
+            key = v4("192.0.2.111", 80)
+            result = await asyncio.to_thread(kernel.apply, [Op(OpKind.ADD_SERVICE, key, ServiceConfig("rr"))])
+            assert_ok(result)
+            return await asyncio.to_thread(kernel.dump)
+        finally:
+            kernel.close()
+
+    assert list(asyncio.run(agent())) == [v4("192.0.2.111", 80)]

@@ -7,14 +7,18 @@ sequence number. Generic netlink handles a whole ``sendmsg`` synchronously, so b
 all answers are queued: the receive buffer is made large enough (``SO_RCVBUFFORCE``) and error answers
 small (``NETLINK_CAP_ACK``: the request is not echoed) so that a batch of failures cannot overrun it.
 
-Not thread-safe: use one instance from one thread at a time.
+Blocking and not thread-safe: one call at a time. From asyncio code, call it through
+``asyncio.to_thread`` (a full dump of 110,000 entries takes about a second); it may be created inside a
+running event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import select
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
@@ -63,6 +67,31 @@ def _set_buffer(sock: socket.socket, force_option: int, option: int, size: int) 
         sock.setsockopt(socket.SOL_SOCKET, option, size)
 
 
+def _open_pyroute2(kwargs: dict[str, Any]) -> IPVSSocket:
+    """pyroute2's synchronous socket sets itself up by running an event loop, which it cannot do in a
+    thread whose loop is already running (the agent's): then open it from a short-lived thread. After
+    that we only use the plain socket underneath, from any thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return IPVSSocket(**kwargs)
+    opened: list[IPVSSocket] = []
+    failed: list[BaseException] = []
+
+    def open_socket() -> None:
+        try:
+            opened.append(IPVSSocket(**kwargs))
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=open_socket, name="ipvs-netlink-open")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return opened[0]
+
+
 class IpvsNetlink:
     """Kernel IPVS through generic netlink (implements ``IpvsKernel``).
 
@@ -89,7 +118,7 @@ class IpvsNetlink:
         try:
             # pyroute2 creates the socket (in the namespace if asked) and resolves the "IPVS" family;
             # the kernel loads ip_vs on that lookup when it is a module
-            self._pyroute: IPVSSocket = IPVSSocket(**kwargs)
+            self._pyroute: IPVSSocket = _open_pyroute2(kwargs)
         except NetlinkError as exc:
             raise IpvsError(exc.code, f"generic netlink family {uapi.GENL_NAME}: {exc}") from exc
         try:
