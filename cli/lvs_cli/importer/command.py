@@ -7,7 +7,7 @@ import re
 import sys
 from typing import TextIO, cast
 
-from lvs_cli.importer import ConfigError, Format, ImportOptions, convert, to_yaml
+from lvs_cli.importer import ConfigError, Format, ImportOptions, convert_files, to_yaml
 from lvs_cli.importer.mapper import DEFAULT_DIRECTOR_LABEL
 from lvs_cli.importer.names import dns1123
 
@@ -21,7 +21,12 @@ EXIT_BAD_INPUT = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="lvs.cf (Piranha / pulse) or keepalived.conf; '-' reads stdin")
+    parser.add_argument(
+        "file",
+        nargs="+",
+        help="lvs.cf (Piranha / pulse) or keepalived.conf; '-' reads stdin. Several files (e.g. a "
+        "keepalived.conf and the files it includes) are imported as one config",
+    )
     parser.add_argument(
         "--format",
         choices=["lvs.cf", "keepalived"],
@@ -49,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    path: str = args.file
+    paths: list[str] = list(args.file)
     key, sep, value = str(args.director_label).partition("=")
     if not sep or not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
         print(
@@ -62,15 +67,20 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
     if dns1123(namespace) != namespace:
         print(f"lvs-operator import: {namespace!r} is not a valid namespace name", file=err)
         return EXIT_BAD_INPUT
-    try:
-        text = sys.stdin.read() if path == "-" else _read(path)
-    except OSError as error:
-        print(f"lvs-operator import: cannot read {path}: {error}", file=err)
+    if "-" in paths and len(paths) > 1:
+        print("lvs-operator import: '-' (stdin) cannot be combined with other files", file=err)
         return EXIT_BAD_INPUT
-    display = "<stdin>" if path == "-" else path
+    files: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            files.append(("<stdin>", sys.stdin.read()) if path == "-" else (path, _read(path)))
+        except OSError as error:
+            print(f"lvs-operator import: cannot read {path}: {error}", file=err)
+            return EXIT_BAD_INPUT
+    display = ", ".join(path for path, _ in files)
     options = ImportOptions(namespace=namespace, director_label=(key, value), vip_pool=not args.no_vip_pool)
     try:
-        result, warnings = convert(display, text, options, cast("Format | None", args.format))
+        result, warnings = convert_files(files, options, cast("Format | None", args.format))
     except ConfigError as error:
         print(str(error), file=err)
         return EXIT_BAD_INPUT

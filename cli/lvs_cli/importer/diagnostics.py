@@ -38,13 +38,26 @@ class ConfigError(Exception):
 
 @dataclass
 class Diagnostics:
-    """Collects the warnings of one import, in the order they were found."""
+    """Collects the warnings of one import, in the order they were found.
+
+    Several files are imported as one config by numbering their lines on: file 2's line 1 comes after
+    file 1's last line. ``sources`` holds (first global line - 1, path) per file, so every warning and
+    error still names the file and its own line.
+    """
 
     path: str
     warnings: list[ImportWarning] = field(default_factory=list)
+    sources: list[tuple[int, str]] = field(default_factory=list)
+
+    def location(self, line: int) -> Location:
+        offset, path = 0, self.path
+        for start, source in self.sources:
+            if line > start:
+                offset, path = start, source
+        return Location(path, line - offset)
 
     def warn(self, line: int, message: str) -> None:
-        self.warnings.append(ImportWarning(Location(self.path, line), message))
+        self.warnings.append(ImportWarning(self.location(line), message))
 
     def error(self, line: int, message: str) -> ConfigError:
-        return ConfigError(Location(self.path, line), message)
+        return ConfigError(self.location(line), message)

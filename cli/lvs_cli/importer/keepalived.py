@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lvs_cli.importer.diagnostics import Diagnostics
-from lvs_cli.importer.grammars import parse_keepalived
 from lvs_cli.importer.legacy import (
     CheckKind,
     Director,
@@ -638,5 +637,7 @@ class KeepalivedInterpreter:
                 )
 
 
-def interpret_keepalived(path: str, text: str, diagnostics: Diagnostics) -> LegacyConfig:
-    return KeepalivedInterpreter(path, diagnostics).run(parse_keepalived(text, diagnostics))
+def interpret_keepalived(
+    path: str, directives: tuple[Directive, ...], diagnostics: Diagnostics
+) -> LegacyConfig:
+    return KeepalivedInterpreter(path, diagnostics).run(directives)

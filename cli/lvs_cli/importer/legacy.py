@@ -141,8 +141,9 @@ class Failover:
 
 @dataclass
 class LegacyConfig:
-    path: str
+    path: str  # the first file (names the VIPPool and, for lvs.cf, the VIP group)
     kind: str  # "lvs.cf" or "keepalived.conf"
+    paths: list[str] = field(default_factory=list)  # every file imported together
     virtual_servers: list[VirtualServer] = field(default_factory=list)
     directors: list[Director] = field(default_factory=list)
     failover: Failover | None = None

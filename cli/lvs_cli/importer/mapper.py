@@ -94,6 +94,13 @@ class Mapper:
     def warn(self, line: int, message: str) -> None:
         self.diagnostics.warn(line, message)
 
+    def where(self, line: int) -> str:
+        """`file:line` of a (global) line number."""
+        return str(self.diagnostics.location(line))
+
+    def _sources(self) -> str:
+        return ", ".join(self.config.paths or [self.config.path])
+
     # --- whole file -----------------------------------------------------------------------------------
     def run(self) -> ImportResult:
         self._global_warnings()
@@ -168,7 +175,7 @@ class Mapper:
     def header(self) -> list[str]:
         config = self.config
         lines = [
-            f"Converted from {config.path} ({config.kind}) by `lvs-operator import`.",
+            f"Converted from {self._sources()} ({config.kind}) by `lvs-operator import`.",
             f"{self._count('VirtualService')} VirtualService, "
             f"{self._count('RealServerPool')} RealServerPool, {self._count('VIPPool')} VIPPool; "
             f"{len(self.diagnostics.warnings)} warning(s) on stderr.",
@@ -186,7 +193,7 @@ class Mapper:
         if not flags:
             return []
         lines = ["", "Agent (DaemonSet lvs-agent) flags reproducing director-level settings of this file:"]
-        lines.extend(f"  {flag} {value}    # {self.config.path}:{line}" for flag, value, line in flags)
+        lines.extend(f"  {flag} {value}    # {self.where(line)}" for flag, value, line in flags)
         return lines
 
     def _director_comment(self) -> list[str]:
@@ -198,7 +205,7 @@ class Mapper:
         else:
             lines.append("  the config names these directors (LVS routers):")
             lines.extend(
-                f"    - {_describe_director(director)} ({self.config.path}:{director.line})"
+                f"    - {_describe_director(director)} ({self.where(director.line)})"
                 for director in directors
             )
             lines.append("  Every VirtualService below selects the nodes labelled")
@@ -251,12 +258,12 @@ class Mapper:
             name = self.service_names.claim(entry_name)
             spec = self.service_spec(virtual, vip, ports, fwmark, pool_name)
             where = f" (VIP {vip}{f', fwmark {fwmark}' if fwmark else ''})" if len(entries) > 1 else ""
-            comments = [f"{self.config.path}:{virtual.line}: {self._legacy_title(virtual)}{where}"]
+            comments = [f"{self.where(virtual.line)}: {self._legacy_title(virtual)}{where}"]
             body = self._object("VirtualService", name, spec)
             service_manifests.append(Manifest(body, comments, virtual.line))
             self.vips.setdefault(vip, line)
         pool = self.pool_spec(virtual, entries)
-        pool_comment = [f"{self.config.path}:{virtual.line}: real servers of {self._legacy_title(virtual)}"]
+        pool_comment = [f"{self.where(virtual.line)}: real servers of {self._legacy_title(virtual)}"]
         self.manifests.append(
             Manifest(self._object("RealServerPool", pool_name, pool), pool_comment, virtual.line)
         )
@@ -629,7 +636,7 @@ class Mapper:
         ]
         base = dns1123(f"{_stem(self.config.path)}-vips", fallback="imported-vips")
         comments = [
-            f"The VIPs of {self.config.path}, reserved for namespace {self.options.namespace}:",
+            f"The VIPs of {self._sources()}, reserved for namespace {self.options.namespace}:",
             "without a VIPPool covering them, the controller refuses the VirtualServices.",
             "Widen addresses to whole ranges (e.g. 203.0.113.0/28) if you prefer.",
             "VIPPool is cluster-scoped: applying it needs cluster rights.",

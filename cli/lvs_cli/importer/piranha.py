@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 
 from lvs_cli.importer.diagnostics import Diagnostics
-from lvs_cli.importer.grammars import parse_lvs_cf
 from lvs_cli.importer.legacy import (
     CheckKind,
     Director,
@@ -438,5 +437,5 @@ class PiranhaInterpreter:
         return HealthCheck(kind=CheckKind.TCP, line=line)
 
 
-def interpret_lvs_cf(path: str, text: str, diagnostics: Diagnostics) -> LegacyConfig:
-    return PiranhaInterpreter(path, diagnostics).run(parse_lvs_cf(text, diagnostics))
+def interpret_lvs_cf(path: str, directives: tuple[Directive, ...], diagnostics: Diagnostics) -> LegacyConfig:
+    return PiranhaInterpreter(path, diagnostics).run(directives)

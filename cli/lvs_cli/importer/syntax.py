@@ -39,6 +39,12 @@ class Directive:
         return self.children or ()
 
 
+def shifted(directive: Directive, offset: int) -> Directive:
+    """The same directive with every line number moved by ``offset`` (files imported together)."""
+    children = None if directive.children is None else tuple(shifted(c, offset) for c in directive.children)
+    return Directive(directive.keyword, directive.args, directive.line + offset, children)
+
+
 def unquote(text: str) -> str:
     """Strip the quotes of a quoted token; escapes stay as written (nanny and keepalived read them)."""
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':

@@ -155,7 +155,7 @@ def test_subcommand_registry_is_extensible() -> None:
     parser = build_parser()
     args = parser.parse_args(["import", "lvs.cf"])
     assert args.command == "import"
-    assert args.file == "lvs.cf"
+    assert args.file == ["lvs.cf"]
     with pytest.raises(SystemExit):
         parser.parse_args([])
 
