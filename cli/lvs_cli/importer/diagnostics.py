@@ -57,7 +57,9 @@ class Diagnostics:
         return Location(path, line - offset)
 
     def warn(self, line: int, message: str) -> None:
-        self.warnings.append(ImportWarning(self.location(line), message))
+        warning = ImportWarning(self.location(line), message)
+        if warning not in self.warnings:  # a virtual server split in several services says it once
+            self.warnings.append(warning)
 
     def error(self, line: int, message: str) -> ConfigError:
         return ConfigError(self.location(line), message)

@@ -556,3 +556,18 @@ def test_udp_check_hex_payload_and_reply() -> None:
     check = spec_of(result, "VirtualService", "vs-192-0-2-10-80")["healthCheck"]
     assert check["udp"] == {"send": "ping\n", "expect": "^pong"}
     assert has_warning(warnings, 11, "UDP_CHECK payload 00ff is not hex of printable text: dropped")
+
+
+def test_a_split_group_warns_once() -> None:
+    servers = (
+        "    real_server 198.51.100.11 80 {\n        MISC_CHECK {\n"
+        "            misc_path /bin/check 198.51.100.11\n        }\n    }\n"
+    )
+    text = "virtual_server_group G {\n  192.0.2.10 80\n  192.0.2.11 80\n}\n" + vs(
+        "", head="group G", servers=servers
+    )
+    result, warnings = convert_text(text, name="keepalived.conf")
+    assert result.count("VirtualService") == 2
+    exec_warnings = [w for w in warnings if "allowExecHealthChecks" in w.message]
+    assert len(exec_warnings) == 1
+    assert len(warnings) == len(set(warnings))
