@@ -57,7 +57,11 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if result.status is RunStatus.NO_STATUS:
-        print("lvs_guest: the guest ended without an exit status (see the console above)", file=sys.stderr)
+        print(
+            f"lvs_guest: the guest ended without an exit status (see the console above). "
+            f"{result.boot_failure_hint}",
+            file=sys.stderr,
+        )
     return result.exit_code
 
 

@@ -72,6 +72,10 @@ class Backend(ABC):
         """Environment for the guest process (None: inherit ours)."""
         return None
 
+    def boot_failure_hint(self) -> str:
+        """What to try when the guest dies before the job reports a status."""
+        return "Rerun with `python -m lvs_guest run --debug -- true` to see the kernel's boot messages."
+
 
 class UmlBackend(Backend):
     """Debian's User-Mode Linux: an ordinary host process; its root is the host's / through hostfs."""
@@ -124,6 +128,13 @@ class UmlBackend(Backend):
 
     def describe(self) -> str:
         return f"uml (User-Mode Linux {self._kernel.version})" if self._kernel else "uml"
+
+    def boot_failure_hint(self) -> str:
+        return (
+            "User-Mode Linux needs ptrace of its own children (a seccomp filter or Yama ptrace_scope=3 "
+            "stops it) and room for its memory in $TMPDIR or /dev/shm; "
+            f"{BACKEND_ENV}=qemu is the other backend. " + super().boot_failure_hint()
+        )
 
     def process_env(self, memory_mib: int) -> dict[str, str] | None:
         # UML backs its RAM with a deleted file in $TMPDIR, else /dev/shm. A small /dev/shm (Docker's

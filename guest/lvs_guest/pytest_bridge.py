@@ -202,6 +202,7 @@ class _GuestSession:
                 failure = (
                     f"the {result.backend} guest {result.status.value} (exit {result.exit_code}) before "
                     f"reporting this test.\n--- last guest console lines ---\n{result.console_tail()}"
+                    + (f"\n{result.boot_failure_hint}" if result.status.value == "no-status" else "")
                 )
         except GuestError as error:
             failure = str(error)

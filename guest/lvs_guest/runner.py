@@ -54,6 +54,7 @@ class GuestResult:
     boot_seconds: float | None  # from process start until the job script began
     total_seconds: float
     timeout_seconds: float
+    boot_failure_hint: str = ""  # what to try when the guest ends without a status
 
     def console_tail(self, lines: int = CONSOLE_TAIL_LINES) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
@@ -64,7 +65,8 @@ class GuestResult:
             raise GuestTimeout(self.timeout_seconds, self.console_tail())
         if self.status is RunStatus.NO_STATUS:
             raise GuestBootFailed(
-                f"the {self.backend} guest ended without an exit status", self.console_tail()
+                f"the {self.backend} guest ended without an exit status. {self.boot_failure_hint}",
+                self.console_tail(),
             )
         return self
 
@@ -274,6 +276,7 @@ class GuestRun:
             boot_seconds=self._boot_seconds,
             total_seconds=total,
             timeout_seconds=self.timeout,
+            boot_failure_hint=self.backend.boot_failure_hint(),
         )
         return self._result
 

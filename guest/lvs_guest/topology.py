@@ -83,7 +83,7 @@ class Host:
     role: Role
     ipv4: ipaddress.IPv4Address
     ipv6: ipaddress.IPv6Address
-    extra_addresses: list[str] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # from popen(), for teardown
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
@@ -124,9 +124,24 @@ class Host:
             )
 
     def popen(self, argv: Sequence[str], **options: object) -> subprocess.Popen[bytes]:
-        """Start a long-running program (an agent, a load generator) in this namespace."""
+        """Start a long-running program (an agent, a load generator) in this namespace. The topology's
+        close() stops it if it is still running (SIGTERM, then SIGKILL)."""
         with self.entered():
-            return subprocess.Popen(list(argv), **options)  # type: ignore[call-overload, no-any-return]
+            process: subprocess.Popen[bytes] = subprocess.Popen(list(argv), **options)  # type: ignore[call-overload]
+        self.processes.append(process)
+        return process
+
+    def stop_processes(self, grace_seconds: float = 3.0) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=grace_seconds)
+        self.processes.clear()
 
 
 def _interface_index(ipr: IPRoute, name: str) -> int:
@@ -382,6 +397,8 @@ class Topology:
         if self._closed:
             return
         self._closed = True
+        for host in self.hosts:
+            host.stop_processes()
         self.servers.close()
         for name in reversed(self._created):
             netns.delete_netns(name)

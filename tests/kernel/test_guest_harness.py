@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from lvs_guest import GuestRun, RunStatus, run_in_guest
+from lvs_guest import GuestBootFailed, GuestRun, RunStatus, run_in_guest
 from lvs_guest.runner import _group_members
 
 pytestmark = pytest.mark.guest_host
@@ -120,3 +120,11 @@ def test_no_guest_means_failed_tests_that_say_why(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED test_inner.py::test_needs_the_kernel" in done.stdout
     assert "kernel guest unavailable" in done.stdout
+
+
+def test_a_guest_that_dies_reports_no_status_and_says_what_to_try(tmp_path: Path) -> None:
+    result = run_in_guest("echo c > /proc/sysrq-trigger; sleep 60", cwd=tmp_path, timeout=60)
+    assert (result.status, result.exit_code) == (RunStatus.NO_STATUS, 125), result.output
+    with pytest.raises(GuestBootFailed, match="ended without an exit status") as failure:
+        result.raise_for_guest_failure()
+    assert "--debug" in str(failure.value)

@@ -43,7 +43,9 @@ def test_topology_connects_every_host_and_tears_down(topology: TopologyFactory) 
     topo.serve_tcp(7, hosts=[topo.clients[0]])
     assert Client(topo.clients[1]).tcp_echo(topo.clients[0].ipv4, 7) == ["client1"]
     names = [host.netns for host in topo.hosts] + [topo.lan]
+    sleeper = topo.real_servers[0].popen(["sleep", "300"])
     topo.close()
+    assert sleeper.poll() is not None, "a process started in the topology outlived it"
     left = {path.name for path in NETNS_RUN_DIR.iterdir()} if NETNS_RUN_DIR.exists() else set()
     assert not left & set(names)
 
