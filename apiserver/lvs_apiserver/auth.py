@@ -95,7 +95,10 @@ class RbacAuthorizer:
             and request.verb == "get"
         ):
             return "system:authenticated" in user.groups
-        if request.group == "authorization.k8s.io" and request.resource == "selfsubjectaccessreviews":
+        if request.group == "authorization.k8s.io" and request.resource in (
+            "selfsubjectaccessreviews",
+            "selfsubjectrulesreviews",
+        ):
             return True
         for binding in self.store.list((_RBAC, "clusterrolebindings")):
             if self._binds(binding, user) and self._role_allows(binding.get("roleRef") or {}, "", request):
@@ -106,6 +109,39 @@ class RbacAuthorizer:
                 if self._binds(binding, user) and self._role_allows(role_ref, request.namespace, request):
                     return True
         return False
+
+    def rules_for(self, user: UserInfo, namespace: str) -> list[JsonDict]:
+        """Every RBAC rule that applies to `user` in `namespace` (for SelfSubjectRulesReview)."""
+        if user.is_admin:
+            return [
+                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                {"verbs": ["*"], "nonResourceURLs": ["*"]},
+            ]
+        rules: list[JsonDict] = []
+        for binding in self.store.list((_RBAC, "clusterrolebindings")):
+            if self._binds(binding, user):
+                rules.extend(self._role_rules(binding.get("roleRef") or {}, ""))
+        if namespace:
+            for binding in self.store.list((_RBAC, "rolebindings"), namespace):
+                if self._binds(binding, user):
+                    rules.extend(self._role_rules(binding.get("roleRef") or {}, namespace))
+        return rules
+
+    def impersonate(self, user: UserInfo, target: str, groups: list[str]) -> UserInfo:
+        """The user `user` asks to act as (Impersonate-User / Impersonate-Group headers)."""
+        if target.startswith("system:serviceaccount:"):
+            _, _, namespace, name = target.split(":", 3)
+            attributes = RequestAttributes(
+                "impersonate", "", "serviceaccounts", namespace=namespace, name=name
+            )
+            assumed = service_account_user(namespace, name)
+            assumed = UserInfo(assumed.name, tuple(dict.fromkeys([*assumed.groups, *groups])))
+        else:
+            attributes = RequestAttributes("impersonate", "", "users", name=target)
+            assumed = UserInfo(target, tuple(dict.fromkeys([*groups, "system:authenticated"])))
+        if not self.allowed(user, attributes):
+            raise forbidden(denial_message(user, attributes))
+        return assumed
 
     def check(self, user: UserInfo, request: RequestAttributes) -> None:
         if self.allowed(user, request):
@@ -130,12 +166,15 @@ class RbacAuthorizer:
         return False
 
     def _role_allows(self, role_ref: JsonDict, namespace: str, request: RequestAttributes) -> bool:
+        return any(rule_matches(rule, request) for rule in self._role_rules(role_ref, namespace))
+
+    def _role_rules(self, role_ref: JsonDict, namespace: str) -> list[JsonDict]:
         if role_ref.get("kind") == "ClusterRole":
             role = self.store.get((_RBAC, "clusterroles"), "", role_ref.get("name", ""))
         else:
             role = self.store.get((_RBAC, "roles"), namespace, role_ref.get("name", ""))
         if role is None:
-            return False
+            return []
         rules = list(role.get("rules") or [])
         aggregation = role.get("aggregationRule") or {}
         if aggregation:
@@ -147,7 +186,7 @@ class RbacAuthorizer:
                 for other in self.store.list((_RBAC, "clusterroles")):
                     if predicate(other):
                         rules.extend(other.get("rules") or [])
-        return any(rule_matches(rule, request) for rule in rules)
+        return rules
 
 
 def rule_matches(rule: JsonDict, request: RequestAttributes) -> bool:

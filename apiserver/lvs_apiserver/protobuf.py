@@ -114,6 +114,43 @@ SCHEMAS: dict[str, dict[int, Field]] = {
         4: ("groups", "string", True),
         6: ("uid", "string", False),
     },
+    "Role": {1: ("metadata", "msg:ObjectMeta", False), 2: ("rules", "msg:PolicyRule", True)},
+    "ClusterRole": {
+        1: ("metadata", "msg:ObjectMeta", False),
+        2: ("rules", "msg:PolicyRule", True),
+        3: ("aggregationRule", "msg:AggregationRule", False),
+    },
+    "PolicyRule": {
+        1: ("verbs", "string", True),
+        2: ("apiGroups", "string", True),
+        3: ("resources", "string", True),
+        4: ("resourceNames", "string", True),
+        5: ("nonResourceURLs", "string", True),
+    },
+    "AggregationRule": {1: ("clusterRoleSelectors", "msg:LabelSelector", True)},
+    "LabelSelector": {1: ("matchLabels", "map:string", False)},
+    "RoleBinding": {
+        1: ("metadata", "msg:ObjectMeta", False),
+        2: ("subjects", "msg:Subject", True),
+        3: ("roleRef", "msg:RoleRef", False),
+    },
+    "ClusterRoleBinding": {
+        1: ("metadata", "msg:ObjectMeta", False),
+        2: ("subjects", "msg:Subject", True),
+        3: ("roleRef", "msg:RoleRef", False),
+    },
+    "Subject": {
+        1: ("kind", "string", False),
+        2: ("apiGroup", "string", False),
+        3: ("name", "string", False),
+        4: ("namespace", "string", False),
+    },
+    "RoleRef": {1: ("apiGroup", "string", False), 2: ("kind", "string", False), 3: ("name", "string", False)},
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg:ObjectMeta", False),
+        2: ("spec", "msg:SelfSubjectRulesReviewSpec", False),
+    },
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", False)},
     "ResourceAttributes": {
         1: ("namespace", "string", False),
         2: ("verb", "string", False),

@@ -168,6 +168,14 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _builtin(
         "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)
     ),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        False,
+        verbs=("create",),
+    ),
 )
 
 # Group preference order for discovery, like a real server (core first, then well-known groups).

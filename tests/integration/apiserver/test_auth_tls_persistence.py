@@ -253,3 +253,34 @@ def test_command_line_writes_a_kubeconfig_every_client_accepts(tmp_path: Path) -
         process.wait(timeout=10)
     assert process.returncode == 0
     time.sleep(0)
+
+
+def test_impersonation_checks_stored_rbac_even_with_auth_off(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]], namespace: str
+) -> None:
+    """`kubectl --as=<serviceaccount>` evaluates the stored RBAC objects: how deploy/ manifests get proven."""
+    kubectl("create", "serviceaccount", "robot", "-n", namespace)
+    kubectl("create", "role", "reader", "-n", namespace, "--verb=get,list,watch", "--resource=configmaps")
+    kubectl(
+        "create",
+        "rolebinding",
+        "robot-reader",
+        "-n",
+        namespace,
+        "--role=reader",
+        f"--serviceaccount={namespace}:robot",
+    )
+    robot = f"--as=system:serviceaccount:{namespace}:robot"
+    assert kubectl("auth", "can-i", "list", "configmaps", "-n", namespace, robot).stdout.strip() == "yes"
+    assert (
+        kubectl("auth", "can-i", "delete", "configmaps", "-n", namespace, robot, check=False).stdout.strip()
+        == "no"
+    )
+    rules = kubectl("auth", "can-i", "--list", "-n", namespace, robot).stdout
+    assert "configmaps" in rules and "[get list watch]" in rules
+    denied = kubectl("get", "configmaps", "-n", "default", robot, check=False)
+    assert denied.returncode != 0
+    assert (
+        f'User "system:serviceaccount:{namespace}:robot" cannot list resource "configmaps"' in denied.stderr
+    )
+    assert kubectl("get", "configmaps", "-n", namespace, robot).returncode == 0
