@@ -73,15 +73,21 @@ def load_yaml_dir(directory: Path) -> list[Manifest]:
 # ---- CRDs -------------------------------------------------------------------------------------------
 
 
-def test_chart_crds_are_byte_identical_to_crds_dir() -> None:
+@pytest.mark.parametrize("copy_dir", ["charts/lvs-operator/crds", "deploy/crds"])
+def test_crd_copies_are_byte_identical_to_crds_dir(copy_dir: str) -> None:
     upstream = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
-    in_chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    copies = {
+        p.name: p.read_bytes() for p in (REPO / copy_dir).glob("*.yaml") if p.name != "kustomization.yaml"
+    }
     assert upstream, "crds/ is empty"
-    assert sorted(in_chart) == sorted(upstream), "run scripts/sync-chart-crds.sh"
+    assert sorted(copies) == sorted(upstream), "run scripts/sync-chart-crds.sh"
     for name, content in upstream.items():
-        assert in_chart[name] == content, (
-            f"charts/lvs-operator/crds/{name} drifted: run scripts/sync-chart-crds.sh"
-        )
+        assert copies[name] == content, f"{copy_dir}/{name} drifted: run scripts/sync-chart-crds.sh"
+
+
+def test_deploy_crds_kustomization_lists_every_crd() -> None:
+    kustomization = yaml.safe_load((REPO / "deploy" / "crds" / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
 
 
 def test_sync_script_check_mode_passes_on_the_repository() -> None:
@@ -92,12 +98,14 @@ def test_sync_script_check_mode_passes_on_the_repository() -> None:
 
 
 def test_sync_script_detects_and_repairs_drift(tmp_path: Path) -> None:
-    """A copy of the layout: an edited, a missing and a stale chart CRD are each reported, then repaired."""
+    """A copy of the layout: an edited, a missing and a stale CRD copy are each reported, then repaired."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(SYNC_SCRIPT, tmp_path / "scripts" / SYNC_SCRIPT.name)
     shutil.copytree(REPO / "crds", tmp_path / "crds")
     chart_crds = tmp_path / "charts" / "lvs-operator" / "crds"
     shutil.copytree(CHART / "crds", chart_crds)
+    deploy_crds = tmp_path / "deploy" / "crds"
+    shutil.copytree(REPO / "deploy" / "crds", deploy_crds)
     script = tmp_path / "scripts" / SYNC_SCRIPT.name
 
     def check() -> subprocess.CompletedProcess[str]:
@@ -108,16 +116,21 @@ def test_sync_script_detects_and_repairs_drift(tmp_path: Path) -> None:
     edited.write_text(edited.read_text().replace("lvsvs", "vs"))
     (chart_crds / "vippools.lvs.io.yaml").unlink()
     (chart_crds / "old.lvs.io.yaml").write_text("kind: CustomResourceDefinition\n")
+    (deploy_crds / "kustomization.yaml").write_text("resources: []\n")
     drifted = check()
     assert drifted.returncode == 1
     assert "differs: charts/lvs-operator/crds/virtualservices.lvs.io.yaml" in drifted.stderr
     assert "differs: charts/lvs-operator/crds/vippools.lvs.io.yaml" in drifted.stderr
     assert "stale: charts/lvs-operator/crds/old.lvs.io.yaml" in drifted.stderr
+    assert "differs: deploy/crds/kustomization.yaml" in drifted.stderr
 
     subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True)
     assert check().returncode == 0
     assert not (chart_crds / "old.lvs.io.yaml").exists()
     assert edited.read_bytes() == (REPO / "crds" / edited.name).read_bytes()
+    assert (deploy_crds / "kustomization.yaml").read_bytes() == (
+        REPO / "deploy/crds/kustomization.yaml"
+    ).read_bytes()
 
 
 def test_chart_crds_match_what_the_models_generate(tmp_path: Path) -> None:
