@@ -183,7 +183,8 @@ class ObjectService:
         meta.pop("managedFields", None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.clock()
-        meta["generation"] = 1
+        if _tracks_generation(rt):
+            meta["generation"] = 1
         obj["apiVersion"] = _storage_api_version(rt)
         obj["kind"] = rt.kind
         obj = self._prepare_builtin(rt, obj, None)
@@ -484,7 +485,7 @@ class ObjectService:
                 )
         new = self._prepare_builtin(rt, new, old)
         new = self._admit_custom(rt, new, old, options)
-        if self._spec_changed(rt, old, new):
+        if _tracks_generation(rt) and self._spec_changed(rt, old, new):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         manager = operation_manager if operation_manager is not None else options.field_manager
         client_wrote_managers = new["metadata"].get("managedFields") != old["metadata"].get("managedFields")
@@ -747,3 +748,19 @@ def _same_content(old: JsonDict, new: JsonDict) -> bool:
 def _storage_api_version(rt: ResourceType) -> str:
     """The apiVersion objects are stored under (events.k8s.io Events are stored as core Events)."""
     return "v1" if rt.storage_key == ("", "events") else rt.api_version
+
+
+# Built-in kinds whose metadata.generation the real server maintains (ConfigMaps, Leases... have none).
+_GENERATION_KINDS = frozenset(
+    {
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "daemonsets"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+    }
+)
+
+
+def _tracks_generation(rt: ResourceType) -> bool:
+    return rt.is_custom or rt.storage_key in _GENERATION_KINDS

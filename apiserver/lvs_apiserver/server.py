@@ -384,7 +384,7 @@ class ApiServer:
                 query.get("propagationPolicy") or delete_options.get("propagationPolicy") or "Background"
             )
             if target.name:
-                obj, _ = self.objects.delete(
+                obj, finished = self.objects.delete(
                     rt,
                     namespace,
                     target.name,
@@ -392,6 +392,22 @@ class ApiServer:
                     preconditions=delete_options.get("preconditions"),
                     propagation=propagation,
                 )
+                if finished and not rt.is_custom and rt.plural not in ("pods", "namespaces"):
+                    # Most built-in kinds answer an immediate delete with a success Status, like upstream.
+                    details = {
+                        "name": target.name,
+                        "group": rt.group,
+                        "kind": rt.plural,
+                        "uid": obj["metadata"].get("uid"),
+                    }
+                    success = {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": details,
+                    }
+                    return self._json(success)
                 return self._json(obj)
             listed = self.objects.list(rt, target.namespace, self._predicate(query))
             deleted = []

@@ -456,3 +456,21 @@ def _served(api: Any, group: str, version: str, plural: str) -> bool:
         return any(r.name == plural for r in api.get_api_resources(group, version).resources)
     except ApiException:
         return False
+
+
+def test_builtin_generation_and_delete_status(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    made = core.create_namespaced_config_map(namespace, {"metadata": {"name": "nogen"}, "data": {"a": "1"}})
+    assert made.metadata.generation is None  # ConfigMaps carry no generation upstream
+    pod = core.create_namespaced_pod(
+        namespace, {"metadata": {"name": "gen"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
+    assert pod.metadata.generation == 1
+    relabelled = core.patch_namespaced_pod("gen", namespace, {"metadata": {"labels": {"a": "b"}}})
+    assert relabelled.metadata.generation == 1
+    status = core.delete_namespaced_config_map("nogen", namespace)
+    assert (
+        status.status == "Success"
+        and status.details.name == "nogen"
+        and status.details.uid == made.metadata.uid
+    )
