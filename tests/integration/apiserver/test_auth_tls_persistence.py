@@ -284,3 +284,17 @@ def test_impersonation_checks_stored_rbac_even_with_auth_off(
         f'User "system:serviceaccount:{namespace}:robot" cannot list resource "configmaps"' in denied.stderr
     )
     assert kubectl("get", "configmaps", "-n", namespace, robot).returncode == 0
+    # the bootstrap aggregated ClusterRoles exist: `view` through a RoleBinding
+    kubectl(
+        "create",
+        "rolebinding",
+        "robot-view",
+        "-n",
+        namespace,
+        "--clusterrole=view",
+        f"--serviceaccount={namespace}:robot",
+    )
+    assert kubectl("auth", "can-i", "list", "pods", "-n", namespace, robot).stdout.strip() == "yes"
+    assert (
+        kubectl("auth", "can-i", "create", "pods", "-n", namespace, robot, check=False).stdout.strip() == "no"
+    )
