@@ -39,6 +39,13 @@ CauseList = list[FieldCause]
 ManagedFields = list[JsonDict]
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_RBAC_KINDS = frozenset(
+    ("rbac.authorization.k8s.io", plural)
+    for plural in ("clusterroles", "clusterrolebindings", "roles", "rolebindings")
+)
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_KEY = ("", "namespaces")
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -169,6 +176,7 @@ class ObjectService:
             meta["name"] = f"{meta['generateName']}{suffix}"
         name = meta.get("name", "")
         self._validate_name(rt, name)
+        self._validate_metadata(rt, obj)
         self._check_namespace(rt, namespace)
         if self.store.get(rt.storage_key, namespace, name) is not None:
             raise already_exists(rt.group, rt.plural, name)
@@ -221,34 +229,44 @@ class ObjectService:
                     )
                 ],
             )
-        if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
-            if (
-                rt.storage_key
-                in (
-                    ("rbac.authorization.k8s.io", "clusterroles"),
-                    ("rbac.authorization.k8s.io", "clusterrolebindings"),
-                    ("rbac.authorization.k8s.io", "roles"),
-                    ("rbac.authorization.k8s.io", "rolebindings"),
-                )
-                and isinstance(name, str)
-                and name
-                and "/" not in name
-            ):
-                return  # RBAC names may contain ':' (system:...), as upstream allows
-            raise invalid(
-                rt.kind,
-                rt.group,
-                str(name),
-                [
+        problem = _name_problem(rt, name)
+        if problem:
+            cause = FieldCause(
+                "FieldValueInvalid", "metadata.name", f"Invalid value: {json.dumps(name)}: {problem}"
+            )
+            raise invalid(rt.kind, rt.group, str(name), [cause])
+
+    def _validate_metadata(self, rt: ResourceType, obj: JsonDict) -> None:
+        """Label keys and values as the real server checks them (422 otherwise)."""
+        labels = obj["metadata"].get("labels") or {}
+        causes: CauseList = []
+        if not isinstance(labels, dict):
+            causes.append(FieldCause("FieldValueInvalid", "metadata.labels", "Invalid value: must be a map"))
+            labels = {}
+        for key, value in labels.items():
+            key_problem = _qualified_name_problem(str(key))
+            if key_problem:
+                causes.append(
                     FieldCause(
                         "FieldValueInvalid",
-                        "metadata.name",
-                        f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist "
-                        "of lower case alphanumeric characters, '-' or '.', and must start and end with an "
-                        "alphanumeric character",
+                        "metadata.labels",
+                        f"Invalid value: {json.dumps(key)}: {key_problem}",
                     )
-                ],
-            )
+                )
+            if not isinstance(value, str) or (
+                value and not (len(value) <= 63 and _LABEL_VALUE.fullmatch(value))
+            ):
+                causes.append(
+                    FieldCause(
+                        "FieldValueInvalid",
+                        "metadata.labels",
+                        f"Invalid value: {json.dumps(value)}: a valid label must be an empty string or "
+                        "consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                        "alphanumeric character (max 63 characters)",
+                    )
+                )
+        if causes:
+            raise invalid(rt.kind, rt.group, str(obj["metadata"].get("name", "")), causes)
 
     def _prepare_builtin(self, rt: ResourceType, obj: JsonDict, old: JsonDict | None) -> JsonDict:
         if rt.storage_key == _NAMESPACE_KEY:
@@ -483,6 +501,7 @@ class ObjectService:
                     f'{rt.qualified} "{old["metadata"]["name"]}" is forbidden: '
                     "no new finalizers can be added if the object is being deleted"
                 )
+        self._validate_metadata(rt, new)
         new = self._prepare_builtin(rt, new, old)
         new = self._admit_custom(rt, new, old, options)
         if _tracks_generation(rt) and self._spec_changed(rt, old, new):
@@ -764,3 +783,47 @@ _GENERATION_KINDS = frozenset(
 
 def _tracks_generation(rt: ResourceType) -> bool:
     return rt.is_custom or rt.storage_key in _GENERATION_KINDS
+
+
+def _name_problem(rt: ResourceType, name: Any) -> str:
+    """Why `name` is not a valid name for this kind ("" when it is), in the real server's words."""
+    if not isinstance(name, str):
+        return "name must be a string"
+    if rt.storage_key in _RBAC_KINDS:
+        return (
+            ""
+            if "/" not in name and "%" not in name and name not in (".", "..")
+            else "may not contain '/' or '%'"
+        )
+    if rt.storage_key == ("", "namespaces"):
+        if len(name) <= 63 and _DNS_LABEL.fullmatch(name):
+            return ""
+        return (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+            "start and end with an alphanumeric character"
+        )
+    if rt.storage_key == ("", "services"):
+        if len(name) <= 63 and _DNS_1035_LABEL.fullmatch(name):
+            return ""
+        return (
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+            "alphabetic character, and end with an alphanumeric character"
+        )
+    if len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name):
+        return ""
+    return (
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+        "must start and end with an alphanumeric character"
+    )
+
+
+def _qualified_name_problem(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63 or not _LABEL_VALUE.fullmatch(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+            "an alphanumeric character"
+        )
+    return ""

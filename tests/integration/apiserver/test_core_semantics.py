@@ -3,6 +3,7 @@ status subresource, patches, selectors, pagination, finalizers, dry-run, namespa
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -471,3 +472,37 @@ def test_builtin_generation_and_delete_status(kube_api: Any, namespace: str) -> 
     status = core.delete_namespaced_config_map("nogen", namespace)  # this client returns a plain dict here
     assert status["kind"] == "Status" and status["status"] == "Success"
     assert status["details"]["name"] == "nogen" and status["details"]["uid"] == made.metadata.uid
+
+
+@pytest.mark.parametrize(
+    ("create", "message"),
+    [
+        (
+            lambda core, ns: core.create_namespace({"metadata": {"name": "Bad.Name"}}),
+            "a lowercase RFC 1123 label",
+        ),
+        (
+            lambda core, ns: core.create_namespaced_service(
+                ns, {"metadata": {"name": "1svc"}, "spec": {"ports": [{"port": 1}]}}
+            ),
+            "a DNS-1035 label",
+        ),
+        (
+            lambda core, ns: core.create_namespaced_config_map(
+                ns, {"metadata": {"name": "ok", "labels": {"a": "not valid!"}}}
+            ),
+            "a valid label must be an empty string",
+        ),
+        (
+            lambda core, ns: core.create_namespaced_config_map(
+                ns, {"metadata": {"name": "ok2", "labels": {"-bad": "x"}}}
+            ),
+            "name part must consist of alphanumeric characters",
+        ),
+    ],
+)
+def test_names_and_labels_are_validated(kube_api: Any, namespace: str, create: Any, message: str) -> None:
+    with pytest.raises(ApiException) as error:
+        create(kubernetes.client.CoreV1Api(kube_api), namespace)
+    assert error.value.status == 422
+    assert message in json.loads(error.value.body)["message"]
