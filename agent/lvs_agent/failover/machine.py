@@ -178,6 +178,13 @@ class GroupMachine:
         horizon = now - self.timing.dead_after
         return {peer: view for peer, view in self.peer_views.items() if view.last_heard >= horizon}
 
+    def next_deadline(self) -> float | None:
+        """When an active peer will count as dead if it stays silent: the runner wakes up then, so a
+        death is acted on at its deadline rather than at the next heartbeat tick."""
+        dead_after = self.timing.dead_after
+        deadlines = [view.last_heard + dead_after for view in self.peer_views.values() if view.active]
+        return min(deadlines) if deadlines else None
+
     def _step_down(self, reason: str) -> list[Action]:
         self.role = Role.STANDBY
         self.events.append(f"stepped down: {reason}")

@@ -32,6 +32,7 @@ from lvs_agent.failover.machine import Action, ActionKind, FailoverTiming, Group
 logger = logging.getLogger("lvs_agent.failover")
 
 ANNOUNCE_DELAYS = (0.0, 0.1, 1.0)
+DEADLINE_SLACK = 0.001  # wake just after a deadline, so that it has passed
 OWNED_REFRESH = 1.0  # an address dump per heartbeat would cost more than the rest of a tick
 
 
@@ -229,9 +230,10 @@ class FailoverRunner:
 
     # --- the loop -----------------------------------------------------------------------------------
 
-    def tick(self) -> None:
+    def tick(self, heartbeat: bool = True) -> None:
         """One round: heartbeat out, decisions, Lease calls started, VIPs matched to intent."""
-        self._send_heartbeat()
+        if heartbeat:
+            self._send_heartbeat()
         now = self._monotonic()
         for machine in list(self.machines.values()):
             for action in machine.decide(now):
@@ -252,15 +254,27 @@ class FailoverRunner:
         )
         self._transport = protocol
         try:
-            next_tick = loop.time()
+            # Heartbeats go out every interval. Between two, the loop also wakes at the moment an active
+            # peer's silence reaches dead_after, so a death is acted on at its deadline, not up to one
+            # interval later (and without waking more often than that).
+            next_beat = loop.time()
             while True:
-                self.tick()
-                next_tick += self.timing.interval
-                delay = next_tick - loop.time()
-                if delay < 0:  # fell behind (a long pause): do not burst to catch up
-                    next_tick = loop.time()
-                    delay = 0
-                await asyncio.sleep(delay)
+                now = loop.time()
+                beat = now >= next_beat
+                if beat:
+                    next_beat += self.timing.interval
+                    if next_beat < now:  # fell behind (a long pause): do not burst to catch up
+                        next_beat = now + self.timing.interval
+                self.tick(heartbeat=beat)
+                wake = next_beat
+                offset = loop.time() - self._monotonic()  # machine deadlines are on our monotonic clock
+                for machine in self.machines.values():
+                    deadline = machine.next_deadline()
+                    if deadline is not None and machine.role is Role.STANDBY:
+                        at = deadline + offset + DEADLINE_SLACK
+                        if at > loop.time():  # a passed deadline has been acted on (or waits on the API)
+                            wake = min(wake, at)
+                await asyncio.sleep(max(0.0, wake - loop.time()))
         finally:
             protocol.close()
             for task in list(self._tasks):
