@@ -235,24 +235,36 @@ class NetlinkVipAddresses:
             if error.code != _ERRNO_EADDRNOTAVAIL:
                 raise
 
-    def uplink_mac(self) -> str:
-        if self.uplink is None:
-            raise RuntimeError("no uplink interface configured for announcements")
-        index = self._index(self.uplink)
+    def uplink_for(self, version: int) -> str | None:
+        """The configured uplink, else the interface of the default route of the VIP's family."""
+        if self.uplink is not None:
+            return self.uplink
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        for route in self._ipr.get_default_routes(family=family):
+            index = _attr(route, "RTA_OIF")
+            if index:
+                links = self._ipr.get_links(int(index))
+                if links:
+                    return str(_attr(links[0], "IFLA_IFNAME"))
+        return None
+
+    def uplink_mac(self, uplink: str) -> str:
+        index = self._index(uplink)
         if index is None:
-            raise RuntimeError(f"uplink interface {self.uplink} does not exist")
+            raise RuntimeError(f"uplink interface {uplink} does not exist")
         return str(_attr(self._ipr.get_links(index)[0], "IFLA_ADDRESS"))
 
     def announce(self, vip: str) -> None:
-        if self.uplink is None:
-            return  # nothing to announce on (e.g. a routed setup where BGP or static routes point here)
         vip = canonical_vip(vip)
-        mac = self.uplink_mac()
+        uplink = self.uplink_for(ipaddress.ip_address(vip).version)
+        if uplink is None:
+            return  # no uplink and no default route: nothing to announce on (a routed setup)
+        mac = self.uplink_mac(uplink)
         if ipaddress.ip_address(vip).version == 4:
             frame, ethertype = gratuitous_arp_frame(vip, mac), _ETH_P_ARP
         else:
             frame, ethertype = unsolicited_na_frame(vip, mac), _ETH_P_IPV6
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype)) as raw:
-            raw.bind((self.uplink, ethertype))
+            raw.bind((uplink, ethertype))
             raw.send(frame)
 

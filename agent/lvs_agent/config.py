@@ -36,6 +36,8 @@ class AgentConfig:
     report: bool = True
     resync_interval: float = 60.0
     netns: str | None = None
+    log_level: str = "INFO"
+    allow_exec: bool = False
 
 
 def parse_peer(text: str) -> Peer:
@@ -100,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="do not write a DirectorReport")
     parser.add_argument("--resync-interval", type=float, default=60.0)
     parser.add_argument("--netns", default=_env("NETNS"), help="IPVS of this named network namespace")
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO") or "INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    parser.add_argument("--allow-exec", action="store_true",
+                        default=(_env("ALLOW_EXEC", "false") or "").lower() in ("1", "true", "yes"),
+                        help="allow healthCheck.type Exec (commands run in the agent's container)")
     return parser
 
 
@@ -122,4 +129,5 @@ def load_config(argv: Sequence[str] | None = None) -> AgentConfig:
         peers=peers, heartbeat_bind=args.heartbeat_bind, heartbeat_port=args.heartbeat_port, secret=secret,
         timing=timing, record_path=args.record, sync_interface=args.sync_interface, sync_id=args.sync_id,
         report=not args.no_report, resync_interval=args.resync_interval, netns=args.netns,
+        log_level=args.log_level, allow_exec=args.allow_exec,
     )

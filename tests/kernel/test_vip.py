@@ -133,3 +133,28 @@ def test_takeover_announcements_update_a_neighbours_cache() -> None:
             vips.close()
             sh("ip", "link", "del", "lvstest0", check=False)
             sh("ip", "link", "del", "uplinktest", check=False)
+
+
+def test_without_an_uplink_the_default_route_interface_is_announced_on() -> None:
+    require_root_guest()
+    with netns("nbr2"):
+        veth_to_netns("uplinktest2", "nbr2")
+        vips = NetlinkVipAddresses(interface="lvstest0")  # no uplink configured
+        try:
+            sh("ip", "addr", "add", "192.0.2.1/24", "dev", "uplinktest2")
+            sh("ip", "route", "add", "default", "via", "192.0.2.254", "dev", "uplinktest2")
+            sh("ip", "-n", "nbr2", "addr", "add", "192.0.2.2/24", "dev", "eth0")
+            sh("ip", "-n", "nbr2", "neigh", "replace", VIP4, "lladdr", "02:00:00:00:00:98", "dev", "eth0",
+               "nud", "stale")
+            assert vips.uplink_for(4) == "uplinktest2"
+            vips.ensure_interface()
+            vips.add(VIP4)
+            vips.announce(VIP4)
+            ours = link_mac("uplinktest2")
+            updated = wait_for(lambda: neighbour_mac(VIP4, "eth0", "nbr2") == ours)
+            assert updated, sh("ip", "-n", "nbr2", "neigh")
+        finally:
+            vips.close()
+            sh("ip", "route", "del", "default", check=False)
+            sh("ip", "link", "del", "lvstest0", check=False)
+            sh("ip", "link", "del", "uplinktest2", check=False)
