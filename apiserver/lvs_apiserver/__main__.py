@@ -30,13 +30,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--token", help="the admin bearer token (random when omitted)")
     parser.add_argument("--bookmark-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--endpoint-slices",
+        action="store_true",
+        help="maintain EndpointSlices for Services with a selector from Pods that have a status.podIP",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     server = ApiServer(
-        Store(sqlite_path=args.state), auth_enabled=args.auth, bookmark_interval=args.bookmark_interval
+        Store(sqlite_path=args.state),
+        auth_enabled=args.auth,
+        bookmark_interval=args.bookmark_interval,
+        endpoint_slices=args.endpoint_slices,
     )
     if args.token:
         server.authenticator.tokens.pop(server.authenticator.admin_token)

@@ -8,6 +8,7 @@ import copy
 import logging
 from typing import Any
 
+from .endpoints import reconcile_endpoint_slices
 from .errors import ApiError
 from .resources import ResourceType
 from .semantics import ObjectService, WriteOptions
@@ -20,16 +21,23 @@ _NAMESPACE_KEY = ("", "namespaces")
 
 
 class BackgroundControllers:
-    def __init__(self, objects: ObjectService, interval: float = 0.05) -> None:
+    def __init__(self, objects: ObjectService, interval: float = 0.05, endpoint_slices: bool = False) -> None:
         self.objects = objects
         self.interval = interval
+        self.endpoint_slices = endpoint_slices
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         objects.store.add_listener(self._on_event)
 
     def _on_event(self, event: WatchEvent) -> None:
         meta = event.object.get("metadata", {})
-        if event.type == "DELETED" or meta.get("deletionTimestamp") or meta.get("ownerReferences"):
+        watched_by_slices = self.endpoint_slices and event.storage_key in (("", "services"), ("", "pods"))
+        if (
+            event.type == "DELETED"
+            or meta.get("deletionTimestamp")
+            or meta.get("ownerReferences")
+            or watched_by_slices
+        ):
             self._wake.set()
 
     def start(self) -> None:
@@ -86,6 +94,8 @@ class BackgroundControllers:
                 meta.get("finalizers") or []
             ):
                 pending_owner_finalizers.append((rt, obj))
+        if self.endpoint_slices:
+            reconcile_endpoint_slices(self.objects)
         self._collect_garbage(uids, dependents)
         self._release_owner_finalizers(pending_owner_finalizers, dependents)
         for namespace in terminating:

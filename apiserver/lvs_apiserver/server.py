@@ -88,6 +88,7 @@ class ApiServer:
         auth_enabled: bool = False,
         bookmark_interval: float = 5.0,
         history_limit: int = 20000,
+        endpoint_slices: bool = False,
     ) -> None:
         self.store = store or Store(history_limit=history_limit)
         self.registry = ResourceRegistry()
@@ -95,7 +96,7 @@ class ApiServer:
         self.authenticator = Authenticator(enabled=auth_enabled)
         self.authorizer = RbacAuthorizer(self.store)
         self.bookmark_interval = bookmark_interval
-        self.controllers = BackgroundControllers(self.objects)
+        self.controllers = BackgroundControllers(self.objects, endpoint_slices=endpoint_slices)
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner: web.AppRunner | None = None
@@ -415,7 +416,11 @@ class ApiServer:
                     preconditions=delete_options.get("preconditions"),
                     propagation=propagation,
                 )
-                if finished and not rt.is_custom and rt.plural not in ("pods", "namespaces"):
+                if (
+                    finished
+                    and not rt.is_custom
+                    and rt.plural not in ("pods", "services", "serviceaccounts", "namespaces")
+                ):
                     # Most built-in kinds answer an immediate delete with a success Status, like upstream.
                     details = {
                         "name": target.name,

@@ -29,10 +29,12 @@ class ServerThread:
         tls: bool | None = None,
         port: int = 0,
         kubeconfig_path: str | Path | None = None,
+        endpoint_slices: bool = False,
     ) -> None:
         self._auth_enabled = auth_enabled
         self._bookmark_interval = bookmark_interval
         self._history_limit = history_limit
+        self._endpoint_slices = endpoint_slices
         self._state_path = state_path
         # kubectl never sends bearer tokens over plain HTTP, so auth implies TLS unless told otherwise
         self._tls = auth_enabled if tls is None else tls
@@ -55,7 +57,10 @@ class ServerThread:
     async def _start(self) -> str:
         store = Store(history_limit=self._history_limit, sqlite_path=self._state_path)
         self.server = ApiServer(
-            store, auth_enabled=self._auth_enabled, bookmark_interval=self._bookmark_interval
+            store,
+            auth_enabled=self._auth_enabled,
+            bookmark_interval=self._bookmark_interval,
+            endpoint_slices=self._endpoint_slices,
         )
         ssl_context = None
         if self._tls:

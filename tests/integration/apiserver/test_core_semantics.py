@@ -506,3 +506,67 @@ def test_names_and_labels_are_validated(kube_api: Any, namespace: str, create: A
         create(kubernetes.client.CoreV1Api(kube_api), namespace)
     assert error.value.status == 422
     assert message in json.loads(error.value.body)["message"]
+
+
+def test_endpoint_slice_controller_follows_pods(make_apiserver: Any) -> None:
+    server = make_apiserver(endpoint_slices=True)
+    client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+    core = kubernetes.client.CoreV1Api(client)
+    slices = kubernetes.client.DiscoveryV1Api(client)
+    core.create_namespaced_service(
+        "default",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    )
+    for index, ready in [(1, "True"), (2, "False")]:
+        core.create_namespaced_pod(
+            "default",
+            {
+                "metadata": {"name": f"web-{index}", "labels": {"app": "web"}},
+                "spec": {
+                    "nodeName": "n1",
+                    "containers": [
+                        {"name": "c", "image": "i", "ports": [{"name": "http", "containerPort": 8080}]}
+                    ],
+                },
+            },
+        )
+        core.patch_namespaced_pod_status(
+            f"web-{index}",
+            "default",
+            {
+                "status": {
+                    "podIP": f"198.51.100.{10 + index}",
+                    "conditions": [{"type": "Ready", "status": ready}],
+                }
+            },
+        )
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "other", "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        },
+    )
+
+    def endpoints() -> list[tuple[str, bool]]:
+        found = slices.list_namespaced_endpoint_slice(
+            "default", label_selector="kubernetes.io/service-name=web"
+        ).items
+        return sorted((e.addresses[0], e.conditions.ready) for s in found for e in s.endpoints or [])
+
+    assert wait_until(lambda: endpoints() == [("198.51.100.11", True), ("198.51.100.12", False)])
+    found = slices.list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=web"
+    ).items
+    assert found[0].ports[0].port == 8080 and found[0].address_type == "IPv4"
+    core.delete_namespaced_pod("web-1", "default")
+    assert wait_until(lambda: endpoints() == [("198.51.100.12", False)])
+    core.delete_namespaced_service("web", "default")
+    assert wait_until(lambda: endpoints() == [])  # the slice is garbage-collected with its Service
+    client.close()
