@@ -524,3 +524,74 @@ def test_workload_is_in_line_with_deploy(component: str, kind: str) -> None:
     flag_names = {arg.split("=", 1)[0] for arg in plain_container.get("args") or []}
     chart_flags = {arg for arg in chart_container.get("args") or [] if arg.split("=", 1)[0] in flag_names}
     assert chart_flags == set(plain_container.get("args") or [])
+
+
+# ---- the programs accept what the chart passes -----------------------------------------------------------
+
+
+def expand_env(args: list[str], env: dict[str, str]) -> list[str]:
+    """Kubernetes' $(VAR) expansion in container args."""
+    expanded = []
+    for arg in args:
+        text = arg
+        for name, value in env.items():
+            text = text.replace(f"$({name})", value)
+        expanded.append(text)
+    return expanded
+
+
+FULL_VALUES: dict[str, Any] = {
+    "controller": {"logLevel": "DEBUG", "logFormat": "text", "resyncSeconds": 0},
+    "agent": {
+        "heartbeat": {"peers": ["node-b=192.0.2.2", "node-c=[2001:db8::3]:7946"], "existingSecret": "hb"},
+        "uplink": "eth1",
+        "connectionSync": {"interface": "eth2", "syncId": 3},
+    },
+}
+
+
+def test_controller_accepts_every_rendered_argument() -> None:
+    from lvs_controller.__main__ import parse_args
+
+    for values in (None, FULL_VALUES, {"controller": {"replicas": 1, "leaderElection": {"enabled": False}}}):
+        deployment = find(render(values), "Deployment")
+        options, args = parse_args(container(deployment)["args"])  # argparse exits on an unknown flag
+        if values is None:
+            assert (options.lease_name, options.lease_duration, options.metrics_port) == (
+                "lvs-lvs-operator-controller",
+                15,
+                8080,
+            )
+            assert options.leader_election is True
+            assert args.log_level == "INFO"
+
+
+def test_agent_accepts_every_rendered_argument() -> None:
+    from lvs_agent.config import build_parser
+
+    for values in (None, FULL_VALUES):
+        daemonset = find(render(values), "DaemonSet")
+        args = expand_env(
+            container(daemonset)["args"], {"NODE_NAME": "node-a", "POD_NAMESPACE": RELEASE_NAMESPACE}
+        )
+        parsed = build_parser().parse_args(args)  # argparse exits on an unknown flag
+        assert parsed.node == "node-a"
+        assert parsed.lease_namespace == RELEASE_NAMESPACE
+        if values is FULL_VALUES:
+            assert [peer.node for peer in parsed.peer] == ["node-b", "node-c"]
+            assert parsed.secret_file == "/etc/lvs-agent/heartbeat/secret"
+            assert (parsed.uplink, parsed.sync_interface, parsed.sync_id) == ("eth1", "eth2", 3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the agent does not read LVS_AGENT_LOG_LEVEL / LVS_AGENT_ALLOW_EXEC yet (no --log-level or "
+    "--allow-exec in lvs_agent.config): agent.logLevel and agent.allowExec have no effect until it does",
+)
+def test_agent_reads_every_environment_setting_the_chart_sets() -> None:
+    daemonset = find(render({"agent": {"allowExec": True}}), "DaemonSet")
+    settings = [name for name in env_of(daemonset) if name.startswith("LVS_AGENT_")]
+    assert settings
+    agent_source = "\n".join(p.read_text() for p in (REPO / "agent" / "lvs_agent").rglob("*.py"))
+    unread = [name for name in settings if f'"{name.removeprefix("LVS_AGENT_")}"' not in agent_source]
+    assert unread == []
