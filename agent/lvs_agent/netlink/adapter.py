@@ -147,7 +147,7 @@ class IpvsNetlink:
     # --------------------------------------------------------------------------------------------- I/O
 
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) % SEQ_MODULO
+        self._seq = self._seq + 1 if self._seq < SEQ_MODULO - 1 else 1
         return self._seq
 
     def _recv(self) -> int:
@@ -188,33 +188,36 @@ class IpvsNetlink:
 
     def _apply_batch(self, ops: Sequence[Op], start: int, failures: list[OpFailure]) -> _Batch:
         """Encode and send up to ``batch_size`` ops from ``start`` in one ``sendmsg``; collect failures."""
+        encode = self._encoder.op
+        request = uapi.NLM_F_REQUEST
         messages: list[bytes] = []
         seqs: dict[int, int] = {}  # sequence number -> index in ops
         size = 0
         index = start
-        last_seq = 0
-        while index < len(ops) and len(messages) < self.batch_size:
-            seq = self._next_seq()
+        end = min(len(ops), start + self.batch_size)
+        seq = self._seq
+        while index < end:
+            seq = seq + 1 if seq < SEQ_MODULO - 1 else 1
             try:
-                message = self._encoder.op(ops[index], flags=uapi.NLM_F_REQUEST, seq=seq)
+                message = encode(ops[index], request, seq)
             except (ValueError, OSError, KeyError):
                 # not representable (bad address text, missing config): refuse this op only
                 failures.append(OpFailure(index, ops[index], errno.EINVAL))
                 index += 1
+                end = min(len(ops), end + 1)  # keep the batch at batch_size requests
                 continue
-            if messages and size + len(message) > self._max_send:
+            size += len(message)
+            if messages and size > self._max_send:
                 break
             messages.append(message)
             seqs[seq] = index
-            last_seq = seq
-            size += len(message)
             index += 1
+        self._seq = seq
         if not messages:
             return _Batch(0, index, complete=True)
         # the last request asks for an ack: its answer marks the end of the batch's answers
-        messages[-1] = self._encoder.op(
-            ops[seqs[last_seq]], flags=uapi.NLM_F_REQUEST | uapi.NLM_F_ACK, seq=last_seq
-        )
+        last_seq = next(reversed(seqs))
+        messages[-1] = encode(ops[seqs[last_seq]], request | uapi.NLM_F_ACK, last_seq)
         try:
             self._sock.send(b"".join(messages))
         except OSError as exc:

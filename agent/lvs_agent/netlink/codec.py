@@ -348,18 +348,41 @@ class IpvsEncoder:
         """One planner operation -> one request."""
         kind = op.kind
         # identity tests: a plain Enum hashes in Python, and this runs 110,000 times in a full sync
-        if kind is OpKind.ADD_DEST or kind is OpKind.EDIT_DEST or kind is OpKind.DEL_DEST:
+        if kind is OpKind.ADD_DEST or kind is OpKind.EDIT_DEST:
+            return self._dest_add_or_edit(op, kind is OpKind.ADD_DEST, flags, seq)
+        if kind is OpKind.DEL_DEST:
             if op.dest is None:
                 raise ValueError(f"{kind.value} needs a destination key")
-            cmd = (
-                uapi.IPVS_CMD_NEW_DEST
-                if kind is OpKind.ADD_DEST
-                else uapi.IPVS_CMD_SET_DEST
-                if kind is OpKind.EDIT_DEST
-                else uapi.IPVS_CMD_DEL_DEST
-            )
-            return self.dest(cmd, op.service, op.dest, op.dest_config, flags=flags, seq=seq)
+            return self.dest(uapi.IPVS_CMD_DEL_DEST, op.service, op.dest, None, flags=flags, seq=seq)
         return self.service(_SERVICE_COMMANDS[kind], op.service, op.service_config, flags=flags, seq=seq)
+
+    def _dest_add_or_edit(self, op: Op, add: bool, flags: int, seq: int) -> bytes:
+        """The hot path of a full sync (100,000 of its 110,000 requests), kept flat on purpose."""
+        dest, config = op.dest, op.dest_config
+        if dest is None or config is None:
+            raise ValueError("a destination add/edit needs its DestKey and DestConfig")
+        layouts, values, sizes = self._service_values(op.service)
+        addr = address_bytes(dest.family, dest.address)
+        compiled = self._cache.get(layouts.new_dest if add else layouts.set_dest, (*sizes, len(addr)))
+        return compiled.pack(
+            self.family_id,
+            flags,
+            seq,
+            self.pid,
+            (
+                *values,
+                addr,
+                socket.htons(dest.port),
+                config.forward,
+                config.weight,
+                config.upper_threshold,
+                config.lower_threshold,
+                dest.family,
+                config.tunnel_type,
+                socket.htons(config.tunnel_port),
+                config.tunnel_flags,
+            ),
+        )
 
     def get_services(self, seq: int) -> bytes:
         return self._pack(GET_SERVICES, (), (), uapi.NLM_F_REQUEST | uapi.NLM_F_DUMP, seq)
