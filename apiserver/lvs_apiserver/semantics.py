@@ -18,6 +18,7 @@ import yaml
 
 from . import fieldmanager
 from .conversion import from_storage, to_storage
+from .encoding import encode_object
 from .errors import (
     ApiError,
     FieldCause,
@@ -48,6 +49,7 @@ _RBAC_KINDS = frozenset(
 )
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_KEY = ("", "namespaces")
+MAX_OBJECT_BYTES = 1_572_864  # etcd's default request size limit (1.5 MiB)
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
@@ -78,6 +80,7 @@ class ObjectService:
         self.registry = registry
         self.clock = clock
         self.validator = Validator()
+        self.max_object_bytes = MAX_OBJECT_BYTES
         for crd in store.list(_CRD_KEY):
             registry.set_crd(crd)
 
@@ -386,6 +389,15 @@ class ObjectService:
 
     def _commit(self, rt: ResourceType, obj: JsonDict, event_type: str, options: WriteOptions) -> JsonDict:
         meta = obj["metadata"]
+        size = len(encode_object(obj))
+        if size > self.max_object_bytes:
+            # etcd's limit: a real cluster refuses such objects too, so "giant blob" designs fail here first
+            raise ApiError(
+                413,
+                "RequestEntityTooLarge",
+                f"Request entity too large: etcdserver: request is too large "
+                f"({size} bytes, limit {self.max_object_bytes})",
+            )
         if options.dry_run:
             meta["resourceVersion"] = (
                 str(self.store.resource_version + 1)

@@ -570,3 +570,16 @@ def test_endpoint_slice_controller_follows_pods(make_apiserver: Any) -> None:
     core.delete_namespaced_service("web", "default")
     assert wait_until(lambda: endpoints() == [])  # the slice is garbage-collected with its Service
     client.close()
+
+
+def test_objects_above_the_etcd_limit_are_refused(kube_api: Any, namespace: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    with pytest.raises(ApiException) as error:
+        core.create_namespaced_config_map(
+            namespace, {"metadata": {"name": "huge"}, "data": {"blob": "x" * 1_600_000}}
+        )
+    assert error.value.status == 413
+    assert "request is too large" in error.value.body
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "big"}, "data": {"blob": "x" * 1_000_000}}
+    )
