@@ -7,12 +7,16 @@ in the shared out dir, live, and is replayed into the host's hooks: the terminal
 exit status see the kernel tests as if they ran here, tracebacks included. A test the guest never reported
 (boot failure, crash, timeout, no guest possible on this machine) FAILS on the host with the reason.
 
+LVS_GUEST_WORKERS=N boots N guests at once, each running whole test modules (UML guests have one CPU
+each); LVS_GUEST_TIMEOUT bounds each guest.
+
 Guest side (`GuestReportWriter`, when $LVS_IN_GUEST=1 and $LVS_GUEST_REPORTS names a file): writes each
 test and collection report as one JSON line, serialised by pytest's own hooks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -20,6 +24,7 @@ import shlex
 import sys
 import time
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +33,12 @@ import pytest
 from lvs_guest.backends import select_backend
 from lvs_guest.cache import cache_dir
 from lvs_guest.errors import GuestError
-from lvs_guest.runner import GuestResult, GuestRun
+from lvs_guest.runner import GuestRun, RunStatus
 from lvs_guest.scripts import GUEST_OUT_DIR
 
 REPORTS_ENV = "LVS_GUEST_REPORTS"
 TIMEOUT_ENV = "LVS_GUEST_TIMEOUT"
+WORKERS_ENV = "LVS_GUEST_WORKERS"  # guests in parallel, whole test modules each (default 1)
 DEFAULT_SUITE_TIMEOUT = 1200.0
 REPORTS_FILE = "reports.jsonl"
 HOST_SIDE_MARKER = "guest_host"  # kernel-dir tests that run on the host (they boot guests themselves)
@@ -135,6 +141,33 @@ class HostBridge:
         return outcome
 
 
+@dataclass
+class _Lane:
+    """One guest running a share of the kernel items (several lanes with LVS_GUEST_WORKERS > 1)."""
+
+    name: str
+    nodeids: list[str]
+    command: list[str] = field(default_factory=list)
+    run: GuestRun | None = None
+    offset: int = 0
+    done: bool = False
+    exitstatus: int | None = None  # the inner pytest's, once its session finished
+    failure: str = ""  # why its unreported tests fail
+    console: queue.SimpleQueue[str] = field(default_factory=queue.SimpleQueue)
+
+
+def _split_by_module(nodeids: list[str], items: dict[str, pytest.Item], lanes: int) -> list[list[str]]:
+    """Whole modules per lane (module fixtures stay in one guest), biggest modules first to balance."""
+    modules: dict[Path, list[str]] = {}
+    for nodeid in nodeids:
+        modules.setdefault(items[nodeid].path, []).append(nodeid)
+    shares: list[list[str]] = [[] for _ in range(min(lanes, len(modules)))]
+    for members in sorted(modules.values(), key=len, reverse=True):
+        min(shares, key=len).extend(members)
+    order = {nodeid: index for index, nodeid in enumerate(nodeids)}
+    return [sorted(share, key=order.__getitem__) for share in shares]
+
+
 class _GuestSession:
     def __init__(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         self.session = session
@@ -143,12 +176,14 @@ class _GuestSession:
         self.started: set[str] = set()
         self.phases: dict[str, set[str]] = {nodeid: set() for nodeid in self.items}
         self.collect_errors: list[str] = []
-        self.inner_exitstatus: int | None = None
-        self.command: list[str] = []
         self.terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         verbose = int(self.config.option.verbose)
         self.show_console = verbose >= 2 or self.config.option.capture == "no"
-        self.console: queue.SimpleQueue[str] = queue.SimpleQueue()
+        workers = max(1, int(os.environ.get(WORKERS_ENV) or 1))
+        self.lanes = [
+            _Lane(f"g{index + 1}", share)
+            for index, share in enumerate(_split_by_module(list(self.items), self.items, workers))
+        ]
         # One log per session (sessions may run at once); "kernel-tests-console.log" links to the latest.
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.console_log = cache_dir() / "logs" / f"kernel-tests-{stamp}-{os.getpid()}.log"
@@ -163,72 +198,88 @@ class _GuestSession:
     def run(self) -> None:
         timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_SUITE_TIMEOUT)
         rootdir = Path(self.config.rootpath)
-        self.command = command = [
-            sys.executable, "-m", "pytest", f"--rootdir={rootdir}", *_inner_options(self.config), *self.items,
-        ]  # fmt: skip
-        result: GuestResult | None = None
-        failure = ""
+        options = _inner_options(self.config)
+        for lane in self.lanes:
+            lane.command = [sys.executable, "-m", "pytest", f"--rootdir={rootdir}", *options, *lane.nodeids]
+        setup_failure = ""
         try:
             backend = select_backend()
             self._prepare_console_log()
+            guests = "one guest" if len(self.lanes) == 1 else f"{len(self.lanes)} guests"
             self._say(
-                f"kernel tests: {len(self.items)} in one {backend.name} guest (timeout {timeout:.0f} s, "
+                f"kernel tests: {len(self.items)} in {guests} ({backend.name}, timeout {timeout:.0f} s, "
                 f"console in {self.console_log})"
             )
-            with (
-                open(self.console_log, "a", encoding="utf-8") as log,
-                GuestRun(
-                    command, backend=backend, timeout=timeout, cwd=rootdir,
-                    env={REPORTS_ENV: f"{GUEST_OUT_DIR}/{REPORTS_FILE}"}, on_output=self.console.put,
-                ) as run,
-            ):  # fmt: skip
-                reports = run.out_dir / REPORTS_FILE
-                offset = 0
-                while True:
-                    done = run.wait(0.2)
-                    self._drain_console(log)
-                    offset = self._replay(reports, offset)
-                    if done:
-                        break
-                result = run.result()
-                self._drain_console(log)
-                self._replay(reports, offset, final=True)
-            boot = f"{result.boot_seconds:.1f} s" if result.boot_seconds is not None else "n/a"
-            self._say(
-                f"kernel tests: {result.backend} guest {result.status.value}, exit {result.exit_code}, "
-                f"boot {boot}, total {result.total_seconds:.1f} s"
-            )
-            if result.status.value != "exited" or self.inner_exitstatus is None:
-                failure = (
-                    f"the {result.backend} guest {result.status.value} (exit {result.exit_code}) before "
-                    f"reporting this test.\n--- last guest console lines ---\n{result.console_tail()}"
-                    + (f"\n{result.boot_failure_hint}" if result.status.value == "no-status" else "")
-                )
+            with contextlib.ExitStack() as stack:
+                log = stack.enter_context(open(self.console_log, "a", encoding="utf-8"))
+                for lane in self.lanes:
+                    lane.run = stack.enter_context(
+                        GuestRun(
+                            lane.command, backend=backend, timeout=timeout, cwd=rootdir,
+                            env={REPORTS_ENV: f"{GUEST_OUT_DIR}/{REPORTS_FILE}"}, on_output=lane.console.put,
+                        )
+                    )  # fmt: skip
+                while not all(lane.done for lane in self.lanes):
+                    time.sleep(0.2)
+                    for lane in self.lanes:
+                        self._poll(lane, log)
         except GuestError as error:
-            failure = str(error)
-        self._fail_unreported(failure)
+            setup_failure = str(error)
+        for lane in self.lanes:
+            self._fail_unreported(lane, setup_failure or lane.failure)
+
+    def _poll(self, lane: _Lane, log: Any) -> None:
+        if lane.done or lane.run is None:
+            return
+        finished = lane.run.wait(0)
+        self._drain_console(lane, log)
+        reports = lane.run.out_dir / REPORTS_FILE
+        lane.offset = self._replay(lane, reports, lane.offset)
+        if not finished:
+            return
+        result = lane.run.result()
+        self._drain_console(lane, log)
+        self._replay(lane, reports, lane.offset, final=True)
+        lane.done = True
+        boot = f"{result.boot_seconds:.1f} s" if result.boot_seconds is not None else "n/a"
+        label = "" if len(self.lanes) == 1 else f" {lane.name}"
+        self._say(
+            f"kernel tests{label}: {result.backend} guest {result.status.value}, exit {result.exit_code}, "
+            f"boot {boot}, total {result.total_seconds:.1f} s"
+        )
+        if result.status is not RunStatus.EXITED or lane.exitstatus is None:
+            lane.failure = (
+                f"the {result.backend} guest {result.status.value} (exit {result.exit_code}) before "
+                f"reporting this test.\n--- last guest console lines ---\n{result.console_tail()}"
+                + (f"\n{result.boot_failure_hint}" if result.status is RunStatus.NO_STATUS else "")
+            )
+        elif lane.exitstatus is not None:
+            lane.failure = f"the inner pytest ended (exit status {lane.exitstatus}) without running this test"
 
     def _prepare_console_log(self, keep: int = 20) -> None:
         logs = self.console_log.parent
         logs.mkdir(parents=True, exist_ok=True)
         for old in sorted(logs.glob("kernel-tests-*-*.log"))[:-keep]:
             old.unlink(missing_ok=True)
-        self.console_log.write_text(f"# inner command: {shlex.join(self.command)}\n")
+        self.console_log.write_text(
+            "".join(f"# {lane.name}: {shlex.join(lane.command)}\n" for lane in self.lanes)
+        )
         latest = logs / "kernel-tests-console.log"
         latest.unlink(missing_ok=True)
         latest.symlink_to(self.console_log.name)
 
-    def _drain_console(self, log: Any) -> None:
+    def _drain_console(self, lane: _Lane, log: Any) -> None:
+        prefix = "guest| " if len(self.lanes) == 1 else f"{lane.name}| "
         while True:
             try:
-                line = self.console.get_nowait()
+                line = lane.console.get_nowait()
             except queue.Empty:
                 return
-            log.write(line + "\n")
+            log.write(prefix + line + "\n")
             if self.show_console:
-                self._say(f"guest| {line}")
+                self._say(prefix + line)
 
-    def _replay(self, path: Path, offset: int, final: bool = False) -> int:
+    def _replay(self, lane: _Lane, path: Path, offset: int, final: bool = False) -> int:
         """Replay every complete new line of the reports file; return the new offset."""
         try:
             with open(path, "rb") as handle:
@@ -239,13 +290,13 @@ class _GuestSession:
         end = len(chunk) if final else chunk.rfind(b"\n") + 1
         for line in chunk[:end].splitlines():
             if line.strip():
-                self._handle(json.loads(line))
+                self._handle(lane, json.loads(line))
         return offset + end
 
-    def _handle(self, entry: dict[str, Any]) -> None:
+    def _handle(self, lane: _Lane, entry: dict[str, Any]) -> None:
         kind = entry.get("kind")
         if kind == "session":
-            self.inner_exitstatus = int(entry["exitstatus"])
+            lane.exitstatus = int(entry["exitstatus"])
         elif kind == "collect-error":
             self.collect_errors.append(f"{entry['nodeid']}: {entry['text']}")
         elif kind == "test":
@@ -267,16 +318,14 @@ class _GuestSession:
         if report.when == "teardown":
             hook.pytest_runtest_logfinish(nodeid=report.nodeid, location=report.location)
 
-    def _fail_unreported(self, failure: str) -> None:
+    def _fail_unreported(self, lane: _Lane, failure: str) -> None:
         """Every kernel test the guest did not finish fails here, unless -x/--maxfail stopped the run."""
         if self.session.shouldfail or self.session.shouldstop:
             return
-        unfinished = [nodeid for nodeid, phases in self.phases.items() if "teardown" not in phases]
+        unfinished = [nodeid for nodeid in lane.nodeids if "teardown" not in self.phases[nodeid]]
         if not unfinished:
             return
-        reason = failure or (
-            f"the inner pytest ended (exit status {self.inner_exitstatus}) without running this test"
-        )
+        reason = failure or "the guest reported nothing for this test"
         if self.collect_errors:
             reason += "\n--- collection errors inside the guest ---\n" + "\n".join(self.collect_errors)
         for nodeid in unfinished:

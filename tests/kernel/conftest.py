@@ -7,7 +7,8 @@ How it runs
     a failing test inside fails the host run under its own name, with its traceback. If no guest can
     start (not root, a package missing), every kernel test FAILS saying what is missing and how to fix it.
     Environment: LVS_GUEST_TIMEOUT (whole suite, default 1200 s), LVS_GUEST_CACHE (kernel cache dir,
-    default .cache/guest), LVS_GUEST_BACKEND. `-s` or `-vv` also shows the guest console live; it is
+    default .cache/guest), LVS_GUEST_BACKEND, LVS_GUEST_WORKERS (N guests at once, whole modules each;
+    default 1). `-s` or `-vv` also shows the guest console live; it is
     always written to .cache/guest/logs/kernel-tests-console.log.
     Tests marked `guest_host` run on the host instead (they drive guests themselves: harness tests).
 
