@@ -389,31 +389,38 @@ class ObjectService:
 
     def _commit(self, rt: ResourceType, obj: JsonDict, event_type: str, options: WriteOptions) -> JsonDict:
         meta = obj["metadata"]
-        size = len(encode_object(obj))
-        if size > self.max_object_bytes:
-            # etcd's limit: a real cluster refuses such objects too, so "giant blob" designs fail here first
-            raise ApiError(
-                413,
-                "RequestEntityTooLarge",
-                f"Request entity too large: etcdserver: request is too large "
-                f"({size} bytes, limit {self.max_object_bytes})",
-            )
         if options.dry_run:
             meta["resourceVersion"] = (
                 str(self.store.resource_version + 1)
                 if event_type == "ADDED"
                 else meta.get("resourceVersion", "")
             )
+            self._check_size(obj)
             return self.present(rt, obj)
         meta["resourceVersion"] = str(self.store.next_resource_version())
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and rt.storage_key != _NAMESPACE_KEY:
             self.store.remove(rt.storage_key, obj)
             self._after_delete(rt, obj)
             return self.present(rt, obj)
+        self._check_size(obj)
         self.store.put(rt.storage_key, obj, event_type)
         if rt.storage_key == _CRD_KEY:
             self.registry.set_crd(obj)
         return self.present(rt, obj)
+
+    def _check_size(self, obj: JsonDict) -> None:
+        """etcd's limit: a real cluster refuses such objects too, so "giant blob" designs fail here first.
+
+        Runs once the object is final: its JSON is cached by identity and reused for every response.
+        """
+        size = len(encode_object(obj))
+        if size > self.max_object_bytes:
+            raise ApiError(
+                413,
+                "RequestEntityTooLarge",
+                f"Request entity too large: etcdserver: request is too large "
+                f"({size} bytes, limit {self.max_object_bytes})",
+            )
 
     def _after_delete(self, rt: ResourceType, obj: JsonDict) -> None:
         if rt.storage_key == _CRD_KEY:
