@@ -72,10 +72,10 @@ def _inner_project(tmp_path: Path, tests: str) -> Path:
     return tmp_path
 
 
-def _host_pytest(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _host_pytest(project: Path, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "LVS_IN_GUEST"} | env
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", str(project)],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *options, str(project)],
         cwd=project, capture_output=True, text=True, env=environment, timeout=300, check=False,
     )  # fmt: skip
 
@@ -101,9 +101,16 @@ def test_inner_reports_come_back_failures_by_name_and_the_suite_timeout_fails_wh
 
         def test_hangs():
             time.sleep(600)
+
+        def test_deselected():
+            raise AssertionError("deselected on the host: never runs")
         """,
     )
-    done = _host_pytest(project, LVS_GUEST_TIMEOUT="30")
+    # The host's options reach the inner run, except host-only ones (--junitxml and its value)
+    junit = tmp_path / "host-junit.xml"
+    done = _host_pytest(
+        project, "--junitxml", str(junit), "-k", "not test_deselected", LVS_GUEST_TIMEOUT="30"
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "PASSED test_inner.py::test_runs_in_the_guest" in done.stdout, done.stdout
     assert "FAILED test_inner.py::test_fails" in done.stdout
@@ -111,7 +118,10 @@ def test_inner_reports_come_back_failures_by_name_and_the_suite_timeout_fails_wh
     assert "SKIPPED [1] test_inner.py" in done.stdout
     assert "FAILED test_inner.py::test_hangs" in done.stdout
     assert "guest timeout" in done.stdout
-    assert "2 failed, 1 passed, 1 skipped" in done.stdout
+    assert "2 failed, 1 passed, 1 skipped, 1 deselected" in done.stdout
+    # the replayed reports feed the host's own plugins, junit output included
+    xml = junit.read_text()
+    assert 'name="test_fails"' in xml and "arithmetic inside the guest" in xml
 
 
 def test_no_guest_means_failed_tests_that_say_why(tmp_path: Path) -> None:
