@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from lvs_guest import GuestBootFailed, GuestRun, RunStatus, run_in_guest
+from lvs_guest import GuestBootFailed, GuestRun, QemuBackend, RunStatus, run_in_guest
 from lvs_guest.runner import _group_members
 
 pytestmark = pytest.mark.guest_host
@@ -138,3 +139,15 @@ def test_a_guest_that_dies_reports_no_status_and_says_what_to_try(tmp_path: Path
     with pytest.raises(GuestBootFailed, match="ended without an exit status") as failure:
         result.raise_for_guest_failure()
     assert "--debug" in str(failure.value)
+
+
+def test_the_qemu_backend_boots_debians_kernel_with_ipvs(tmp_path: Path) -> None:
+    # The default here is UML; this keeps the other backend (the KVM path on real hardware) working.
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu is not installed: LVS_SETUP_ALL_BACKENDS=1 bash scripts/setup-system.sh")
+    result = run_in_guest(
+        "uname -r; grep -c . /proc/net/ip_vs; exit 3", backend=QemuBackend(), cwd=tmp_path, timeout=300
+    )
+    assert result.exit_code == 3, result.output
+    release, ipvs_lines = result.output.split()[-2:]
+    assert release.endswith("-amd64") and int(ipvs_lines) >= 3, result.output
