@@ -583,15 +583,19 @@ def test_agent_accepts_every_rendered_argument() -> None:
             assert (parsed.uplink, parsed.sync_interface, parsed.sync_id) == ("eth1", "eth2", 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the agent does not read LVS_AGENT_LOG_LEVEL / LVS_AGENT_ALLOW_EXEC yet (no --log-level or "
-    "--allow-exec in lvs_agent.config): agent.logLevel and agent.allowExec have no effect until it does",
-)
-def test_agent_reads_every_environment_setting_the_chart_sets() -> None:
-    daemonset = find(render({"agent": {"allowExec": True}}), "DaemonSet")
-    settings = [name for name in env_of(daemonset) if name.startswith("LVS_AGENT_")]
-    assert settings
-    agent_source = "\n".join(p.read_text() for p in (REPO / "agent" / "lvs_agent").rglob("*.py"))
-    unread = [name for name in settings if f'"{name.removeprefix("LVS_AGENT_")}"' not in agent_source]
-    assert unread == []
+@pytest.mark.parametrize(("allow_exec", "level"), [(True, "WARNING"), (False, "DEBUG")])
+def test_agent_takes_log_level_and_allow_exec_from_the_rendered_environment(
+    monkeypatch: pytest.MonkeyPatch, allow_exec: bool, level: str
+) -> None:
+    from lvs_agent.config import build_parser
+
+    daemonset = find(render({"agent": {"allowExec": allow_exec, "logLevel": level}}), "DaemonSet")
+    settings = {name: value for name, value in env_of(daemonset).items() if name.startswith("LVS_AGENT_")}
+    assert sorted(settings) == ["LVS_AGENT_ALLOW_EXEC", "LVS_AGENT_LOG_LEVEL"]
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    args = expand_env(
+        container(daemonset)["args"], {"NODE_NAME": "node-a", "POD_NAMESPACE": RELEASE_NAMESPACE}
+    )
+    parsed = build_parser().parse_args(args)
+    assert (parsed.allow_exec, parsed.log_level) == (allow_exec, level)
