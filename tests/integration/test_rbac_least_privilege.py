@@ -704,3 +704,18 @@ def test_recorded_decisions_are_real(rbac_cluster: RbacCluster) -> None:
     assert ("secrets", False) in {(d.resource, d.allowed) for d in new}
     assert ("resolvedservices", True) in {(d.resource, d.allowed) for d in new}
     json.dumps([str(d) for d in new])  # printable for failure messages
+
+
+def test_the_agent_run_above_covers_every_resource_the_agent_uses() -> None:
+    """The agent's API side is driven in-process (no IPVS on the test host), wired like __main__; if the agent
+    starts using another API resource, this fails so that the run above (and its roles) are extended."""
+    import ast
+
+    used: set[str] = set()
+    for path in (REPO / "agent" / "lvs_agent").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in ("lvs_kube.resources", "lvs_kube"):
+                used |= {
+                    alias.name for alias in node.names if alias.name.isupper() or alias.name == "resources"
+                }
+    assert used == {"RESOLVED_SERVICE", "NODE", "DIRECTOR_REPORT", "LEASE"}
