@@ -399,7 +399,7 @@ def apply(
     previously_applied = set(mine.paths) if mine else set()
     others = set().union(*(e.paths for e in entries if e.identity != identity))
     dropped = previously_applied - applied_values.keys()
-    for path in sorted(dropped, key=len, reverse=True):
+    for path in sorted(dropped, key=len):  # parents first: removing a list item removes its fields
         if not _covers(others, path):
             remove_path(merged, path, node)
     if mine is None:

@@ -311,3 +311,41 @@ def test_aggregated_discovery(apiserver: ServerThread, widgets: Any, version: st
     code, _, core = http(apiserver, "GET", "/api", headers=accept)
     assert [item["metadata"].get("name", "") for item in core["items"]] == [""]
     assert any(r["resource"] == "pods" for r in core["items"][0]["versions"][0]["resources"])
+
+
+def test_server_side_apply_of_status_by_several_writers(kube_api: Any, namespace: str, widgets: Any) -> None:
+    """Each writer applies its own condition (list-map keyed by type) through /status: no conflicts,
+    no clobbering, and a writer dropping its entry removes only that entry."""
+    api = kubernetes.client.CustomObjectsApi(kube_api)
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("multi"))
+
+    def apply_status(manager: str, conditions: list[dict[str, str]]) -> Any:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Widget",
+            "metadata": {"name": "multi"},
+            "status": {"conditions": conditions},
+        }
+        return api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, "multi", body, field_manager=manager, _content_type=APPLY
+        )
+
+    apply_status("node-a", [{"type": "NodeAReady", "status": "True"}])
+    apply_status("node-b", [{"type": "NodeBReady", "status": "False"}])
+    both = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "multi")
+    assert {c["type"]: c["status"] for c in both["status"]["conditions"]} == {
+        "NodeAReady": "True",
+        "NodeBReady": "False",
+    }
+    entries = {(m["manager"], m.get("subresource", "")) for m in both["metadata"]["managedFields"]}
+    assert {("node-a", "status"), ("node-b", "status")} <= entries
+    assert both["metadata"]["generation"] == 1
+    apply_status("node-a", [])
+    after = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "multi")
+    assert [c["type"] for c in after["status"]["conditions"]] == ["NodeBReady"]
+    with pytest.raises(ApiException) as conflict:
+        apply_status("node-c", [{"type": "NodeBReady", "status": "True"}])
+    assert (
+        conflict.value.status == 409
+        and 'conflict with "node-b" with subresource "status"' in conflict.value.body
+    )
