@@ -599,3 +599,32 @@ def test_agent_takes_log_level_and_allow_exec_from_the_rendered_environment(
     )
     parsed = build_parser().parse_args(args)
     assert (parsed.allow_exec, parsed.log_level) == (allow_exec, level)
+
+
+def test_values_named_in_the_install_guide_exist() -> None:
+    """docs/install.md's values table names real keys (a renamed value must be renamed there too)."""
+    import re
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    text = (REPO / "docs" / "install.md").read_text()
+    table = text[text.index("| value | default | what |") :]
+    table = table[: table.index("\n\n")]
+    named: list[str] = []
+    for row in table.splitlines()[2:]:
+        first_cell = row.split("|")[1]
+        for token in re.findall(r"`([^`]+)`", first_cell):
+            expanded = re.match(r"^(.*)\{(.*)\}$", token)
+            if expanded:
+                named += [expanded.group(1) + leaf for leaf in expanded.group(2).split(",")]
+            else:
+                named.append(token)
+    assert len(named) > 15
+    missing = []
+    for path in named:
+        node: Any = values
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                missing.append(path)
+                break
+            node = node[part]
+    assert missing == []
