@@ -330,6 +330,15 @@ def test_controller_without_leader_election_needs_one_replica() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "timing",
+    [{"renewDeadline": 15}, {"retryPeriod": 10}, {"leaseDuration": 5, "renewDeadline": 10}],
+)
+def test_leader_election_timers_must_nest(timing: dict[str, int]) -> None:
+    with pytest.raises(helm.HelmError, match="retryPeriod < renewDeadline < leaseDuration"):
+        render({"controller": {"leaderElection": timing}})
+
+
 def test_agent_daemonset_on_director_nodes_with_net_admin_and_net_raw() -> None:
     daemonset = find(render(DEPLOY_EQUIVALENT), "DaemonSet", "lvs-agent")
     pod = daemonset["spec"]["template"]["spec"]
