@@ -345,7 +345,5 @@ def test_server_side_apply_of_status_by_several_writers(kube_api: Any, namespace
     assert [c["type"] for c in after["status"]["conditions"]] == ["NodeBReady"]
     with pytest.raises(ApiException) as conflict:
         apply_status("node-c", [{"type": "NodeBReady", "status": "True"}])
-    assert (
-        conflict.value.status == 409
-        and 'conflict with "node-b" with subresource "status"' in conflict.value.body
-    )
+    assert conflict.value.status == 409
+    assert 'conflict with "node-b" with subresource "status"' in json.loads(conflict.value.body)["message"]
