@@ -276,6 +276,19 @@ def test_default_render_has_every_piece() -> None:
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "lvs-operator"
 
 
+@pytest.mark.parametrize("release_values", [None, {"fullnameOverride": "edge-lb"}])
+def test_lease_the_controller_campaigns_for_is_the_one_its_role_names(
+    release_values: dict[str, Any] | None,
+) -> None:
+    objects = render(release_values)
+    args = container(find(objects, "Deployment"))["args"]
+    lease = next(arg.split("=", 1)[1] for arg in args if arg.startswith("--lease-name="))
+    role = next(
+        o for o in objects if o["kind"] == "Role" and o["metadata"]["name"].endswith("-leader-election")
+    )
+    assert [rule.get("resourceNames") for rule in role["rules"] if rule.get("resourceNames")] == [[lease]]
+
+
 def test_controller_deployment_two_replicas_with_leader_election() -> None:
     objects = render(DEPLOY_EQUIVALENT)
     deployment = find(objects, "Deployment", "lvs-controller")
