@@ -22,7 +22,7 @@ for stage in "${stages[@]}"; do
       step "ruff"
       "$bin/ruff" check .
       step "mypy --strict"
-      "$bin/mypy" -p lvs_api -p lvs_kube -p lvs_controller -p lvs_agent -p lvs_apiserver -p lvs_cli
+      "$bin/mypy" -p lvs_api -p lvs_kube -p lvs_controller -p lvs_agent -p lvs_apiserver -p lvs_cli -p lvs_guest
       step "import-linter"
       "$bin/lint-imports"
       ;;
