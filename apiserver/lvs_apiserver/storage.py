@@ -33,10 +33,16 @@ class WatchEvent:
 EventList = list[WatchEvent]
 
 
+# A watcher this far behind is cut off (like the real server drops slow watchers); it resumes from its
+# last resourceVersion, which the history still holds, so nothing is lost.
+MAX_PENDING_EVENTS = 10_000
+
+
 @dataclass(eq=False)
 class Subscription:
     storage_key: StorageKey
     queue: asyncio.Queue[WatchEvent] = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
 
 
 class Store:
@@ -166,6 +172,13 @@ class Store:
             self._history_floor = self._history[0].resource_version
         self._history.append(event)
         for subscription in self._subscriptions.get(event.storage_key, ()):
+            if subscription.queue.qsize() >= MAX_PENDING_EVENTS:
+                if not subscription.overflowed:
+                    subscription.overflowed = True
+                    subscription.queue.put_nowait(
+                        WatchEvent(event.resource_version, event.storage_key, "CLOSE", {})
+                    )
+                continue
             subscription.queue.put_nowait(event)
         for listener in self._listeners:
             listener(event)

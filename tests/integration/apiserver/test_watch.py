@@ -226,3 +226,53 @@ def test_watch_ends_when_its_crd_is_deleted(make_apiserver: Callable[..., Server
     assert events == [("DELETED", "w")]
     assert time.monotonic() - started < 5  # the stream ended with the CRD, not at the timeout
     client.close()
+
+
+def test_slow_watcher_is_cut_off_and_resumes_without_loss(
+    make_apiserver: Callable[..., ServerThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lvs_apiserver.storage
+    from lvs_apiserver.semantics import WriteOptions
+
+    monkeypatch.setattr(lvs_apiserver.storage, "MAX_PENDING_EVENTS", 5)
+    server = make_apiserver()
+    assert server.server is not None
+    objects = server.server.objects
+    configmaps = objects.registry.lookup("", "v1", "configmaps")
+    assert configmaps is not None
+    client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+    core = kubernetes.client.CoreV1Api(client)
+    start_rv = core.list_namespaced_config_map("default").metadata.resource_version
+    received: list[str] = []
+    last_rv = start_rv
+    watch = kubernetes.watch.Watch()
+    stream = watch.stream(
+        core.list_namespaced_config_map, "default", resource_version=start_rv, timeout_seconds=5
+    )
+
+    def burst() -> None:
+        time.sleep(0.3)
+        # 30 writes in one turn of the server's loop: the watcher's queue overflows
+        server.call(
+            lambda: [
+                objects.create(configmaps, "default", {"metadata": {"name": f"b{i:02d}"}}, WriteOptions())
+                for i in range(30)
+            ]
+        )
+
+    producer = threading.Thread(target=burst)
+    producer.start()
+    started = time.monotonic()
+    for event in stream:
+        received.append(event["object"].metadata.name)
+        last_rv = event["object"].metadata.resource_version
+    producer.join()
+    assert time.monotonic() - started < 4  # cut off, not ended by timeoutSeconds
+    assert 0 < len(received) < 30
+    watch = kubernetes.watch.Watch()
+    for event in watch.stream(
+        core.list_namespaced_config_map, "default", resource_version=last_rv, timeout_seconds=1
+    ):
+        received.append(event["object"].metadata.name)
+    assert received == [f"b{i:02d}" for i in range(30)]
+    client.close()
