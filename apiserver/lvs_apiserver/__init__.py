@@ -8,9 +8,11 @@ Modules:
   fieldmanager  managedFields and server-side apply (ownership per leaf field and keyed list item)
   schema, cel   CRD structural schema: pruning, defaults, validation, x-kubernetes-validations (cel-python)
   patching      JSON merge patch, JSON patch, strategic merge patch (approximation with merge keys)
-  server        HTTP routing (aiohttp), watch streams, discovery, OpenAPI, tables, auth
-  discovery, openapi, tables, jsonpath, auth, conversion, protobuf, encoding, controllers (namespace
-  termination, ownerReference GC), testing (ServerThread for tests), kubeconfig, tls
+  server        HTTP routing (aiohttp) of the REST paths onto the modules below
+  watch         watch streams (history replay, selectors, bookmarks, 410 Gone)
+  discovery, openapi, tables, jsonpath, auth, conversion, protobuf, encoding, bootstrap, controllers
+  (namespace termination, ownerReference GC), endpoints (opt-in EndpointSlice controller),
+  testing (ServerThread for tests), kubeconfig, tls
 """
 
 from .server import ApiServer

@@ -16,15 +16,17 @@ from aiohttp import web
 
 from . import discovery, openapi
 from .auth import ADMIN, Authenticator, RbacAuthorizer, RequestAttributes, UserInfo, service_account_user
+from .bootstrap import bootstrap_rbac
 from .controllers import BackgroundControllers
-from .encoding import encode_event, encode_list, encode_object
-from .errors import ApiError, bad_request, gone
+from .encoding import encode_list, encode_object
+from .errors import ApiError, bad_request
 from .protobuf import decode_object as decode_protobuf
 from .resources import ResourceRegistry, ResourceType
 from .selectors import Predicate, parse_field_selector, parse_label_selector
 from .semantics import ObjectService, WriteOptions
-from .storage import Store, WatchEvent
+from .storage import Store
 from .tables import build_table
+from .watch import WatchRequest, serve_watch
 
 JsonDict = dict[str, Any]
 logger = logging.getLogger(__name__)
@@ -114,29 +116,7 @@ class ApiServer:
                 self.objects.create(namespaces, None, {"metadata": {"name": name}}, WriteOptions())
             if self.store.get(accounts.storage_key, name, "default") is None:
                 self.objects.create(accounts, name, {"metadata": {"name": "default"}}, WriteOptions())
-        # The well-known ClusterRoles a cluster starts with, so manifests binding to them work.
-        cluster_roles = self.registry.lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
-        bindings = self.registry.lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
-        assert cluster_roles is not None and bindings is not None
-        for role in _BOOTSTRAP_CLUSTER_ROLES:
-            if self.store.get(cluster_roles.storage_key, "", role["metadata"]["name"]) is None:
-                self.objects.create(cluster_roles, None, role, WriteOptions())
-        if self.store.get(bindings.storage_key, "", "cluster-admin") is None:
-            admin_binding = {
-                "metadata": {
-                    "name": "cluster-admin",
-                    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-                },
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "cluster-admin",
-                },
-                "subjects": [
-                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}
-                ],
-            }
-            self.objects.create(bindings, None, admin_binding, WriteOptions())
+        bootstrap_rbac(self.objects)
 
     async def start(
         self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
@@ -511,123 +491,18 @@ class ApiServer:
             by_name = parse_field_selector(f"metadata.name={target.name}")
             outer = predicate
             predicate = by_name if outer is None else (lambda obj: by_name(obj) and outer(obj))
-        namespace = target.namespace if rt.namespaced else None
-        bookmarks = _flag(query.get("allowWatchBookmarks"))
-        send_initial = _flag(query.get("sendInitialEvents"))
-        timeout = float(query.get("timeoutSeconds", "0") or 0)
-        deadline = time.monotonic() + timeout if timeout > 0 else None
-        include_object = query.get("includeObject", "Metadata")
-
-        def matches(obj: JsonDict | None) -> bool:
-            if obj is None:
-                return False
-            if namespace is not None and obj["metadata"].get("namespace") != namespace:
-                return False
-            return predicate is None or predicate(obj)
-
-        def encode(event_type: str, obj: JsonDict) -> bytes:
-            shown = self.objects.present(rt, obj) if event_type != "BOOKMARK" else obj
-            if accept.table and event_type not in ("BOOKMARK", "ERROR"):
-                shown = build_table(rt, [shown], obj["metadata"].get("resourceVersion", ""), include_object)
-            return encode_event(event_type, shown)
-
-        response = web.StreamResponse(
-            headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
+        watch = WatchRequest(
+            rt=rt,
+            namespace=target.namespace if rt.namespaced else None,
+            predicate=predicate,
+            resource_version=query.get("resourceVersion", ""),
+            bookmarks=_flag(query.get("allowWatchBookmarks")),
+            send_initial_events=_flag(query.get("sendInitialEvents")),
+            timeout=float(query.get("timeoutSeconds", "0") or 0),
+            table=accept.table,
+            include_object=query.get("includeObject", "Metadata"),
         )
-        response.enable_chunked_encoding()
-        subscription = self.store.subscribe(rt.storage_key)
-        try:
-            await response.prepare(request)
-            rv_param = query.get("resourceVersion", "")
-            last_sent = self.store.resource_version
-            chunks: list[bytes] = []
-            if rv_param in ("", "0") or send_initial:
-                for obj in self.store.list(rt.storage_key, namespace):
-                    if matches(obj):
-                        chunks.append(encode("ADDED", obj))
-                if send_initial and bookmarks:
-                    chunks.append(encode("BOOKMARK", self._bookmark(rt, last_sent, initial_end=True)))
-            else:
-                try:
-                    since = int(rv_param)
-                except ValueError as error:
-                    raise bad_request(f"invalid resourceVersion {rv_param!r}") from error
-                history = self.store.events_since(rt.storage_key, since)
-                if history is None:
-                    status = gone(
-                        f"too old resource version: {since} ({self.store.history_floor})"
-                    ).to_status()
-                    await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
-                    await response.write_eof()
-                    return response
-                for event in history:
-                    chunk = self._event_chunk(event, matches, encode)
-                    if chunk:
-                        chunks.append(chunk)
-                last_sent = max([since, *(event.resource_version for event in history)])
-            if chunks:
-                await response.write(b"".join(chunks))
-            next_bookmark = time.monotonic() + self.bookmark_interval
-            while True:
-                now = time.monotonic()
-                wait_for = next_bookmark - now if bookmarks else None
-                if deadline is not None:
-                    wait_for = min(wait_for, deadline - now) if wait_for is not None else deadline - now
-                    if wait_for <= 0:
-                        break
-                try:
-                    event = await asyncio.wait_for(subscription.queue.get(), timeout=wait_for)
-                except TimeoutError:
-                    if bookmarks and time.monotonic() >= next_bookmark:
-                        await response.write(
-                            encode("BOOKMARK", self._bookmark(rt, self.store.resource_version))
-                        )
-                        next_bookmark = time.monotonic() + self.bookmark_interval
-                    continue
-                batch = [event]
-                while not subscription.queue.empty():
-                    batch.append(subscription.queue.get_nowait())
-                out = []
-                closing = any(queued.type == "CLOSE" for queued in batch)
-                for queued in batch:
-                    if queued.type == "CLOSE":
-                        continue
-                    if queued.resource_version <= last_sent:
-                        continue  # already sent from the history replay
-                    last_sent = queued.resource_version
-                    chunk = self._event_chunk(queued, matches, encode)
-                    if chunk:
-                        out.append(chunk)
-                if out:
-                    await response.write(b"".join(out))
-                if closing:
-                    break
-            await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.store.unsubscribe(subscription)
-        return response
-
-    @staticmethod
-    def _event_chunk(event: WatchEvent, matches: Any, encode: Any) -> bytes | None:
-        now_matches = matches(event.object)
-        if event.type == "DELETED":
-            return encode("DELETED", event.object) if now_matches or matches(event.previous) else None
-        was_matching = matches(event.previous) if event.previous is not None else False
-        if now_matches:
-            kind = "ADDED" if event.type == "ADDED" or not was_matching else "MODIFIED"
-            return encode(kind, event.object)  # type: ignore[no-any-return]
-        if was_matching:
-            return encode("DELETED", event.object)  # type: ignore[no-any-return]
-        return None
-
-    @staticmethod
-    def _bookmark(rt: ResourceType, resource_version: int, initial_end: bool = False) -> JsonDict:
-        metadata: JsonDict = {"resourceVersion": str(resource_version)}
-        if initial_end:
-            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
-        return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": metadata}
+        return await serve_watch(request, watch, self.store, self.objects.present, self.bookmark_interval)
 
     # ---- auth-related resources ----------------------------------------------------------------------
 
@@ -709,98 +584,6 @@ class ApiServer:
             {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {}, "spec": spec, "status": status},
             status=201,
         )
-
-
-def _aggregated_role(name: str, label: str, rules: list[JsonDict] | None = None) -> JsonDict:
-    role: JsonDict = {
-        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]},
-        "rules": rules or [],
-    }
-    return role
-
-
-_READ = ["get", "list", "watch"]
-_BOOTSTRAP_CLUSTER_ROLES: list[JsonDict] = [
-    {
-        "metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-        "rules": [
-            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-            {"nonResourceURLs": ["*"], "verbs": ["*"]},
-        ],
-    },
-    _aggregated_role("admin", "rbac.authorization.k8s.io/aggregate-to-admin"),
-    _aggregated_role("edit", "rbac.authorization.k8s.io/aggregate-to-edit"),
-    _aggregated_role("view", "rbac.authorization.k8s.io/aggregate-to-view"),
-    {
-        "metadata": {
-            "name": "system:aggregate-to-view",
-            "labels": {
-                "kubernetes.io/bootstrapping": "rbac-defaults",
-                "rbac.authorization.k8s.io/aggregate-to-view": "true",
-                "rbac.authorization.k8s.io/aggregate-to-edit": "true",
-                "rbac.authorization.k8s.io/aggregate-to-admin": "true",
-            },
-        },
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["configmaps", "endpoints", "events", "pods", "services", "serviceaccounts"],
-                "verbs": _READ,
-            },
-            {"apiGroups": ["apps"], "resources": ["deployments", "daemonsets"], "verbs": _READ},
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
-        ],
-    },
-    {
-        "metadata": {
-            "name": "system:aggregate-to-edit",
-            "labels": {
-                "kubernetes.io/bootstrapping": "rbac-defaults",
-                "rbac.authorization.k8s.io/aggregate-to-edit": "true",
-                "rbac.authorization.k8s.io/aggregate-to-admin": "true",
-            },
-        },
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": [
-                    "configmaps",
-                    "endpoints",
-                    "events",
-                    "pods",
-                    "secrets",
-                    "services",
-                    "serviceaccounts",
-                ],
-                "verbs": ["create", "delete", "deletecollection", "patch", "update"],
-            },
-            {
-                "apiGroups": ["apps"],
-                "resources": ["deployments", "daemonsets"],
-                "verbs": ["create", "delete", "deletecollection", "patch", "update"],
-            },
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
-        ],
-    },
-    {
-        "metadata": {
-            "name": "system:aggregate-to-admin",
-            "labels": {
-                "kubernetes.io/bootstrapping": "rbac-defaults",
-                "rbac.authorization.k8s.io/aggregate-to-admin": "true",
-            },
-        },
-        "rules": [
-            {
-                "apiGroups": ["rbac.authorization.k8s.io"],
-                "resources": ["roles", "rolebindings"],
-                "verbs": ["*"],
-            },
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": _READ},
-        ],
-    },
-]
 
 
 def _default_manager(request: web.Request) -> str:
