@@ -88,8 +88,11 @@ async def run_agent(config: AgentConfig) -> None:
             timing=config.timing, bind=(config.heartbeat_bind, config.heartbeat_port), on_role_change=on_role,
         )
 
+        loop_ = asyncio.get_running_loop()
+
         def on_groups(groups: Mapping[str, frozenset[str]]) -> None:
-            runner.set_groups(groups)
+            # called on the reconcile thread; the runner lives on the event loop
+            loop_.call_soon_threadsafe(runner.set_groups, dict(groups))
 
         def on_pass(result: PassResult) -> None:
             if writer is not None:

@@ -13,6 +13,7 @@ One pass (``Reconciler.reconcile_once``):
 4. Failed operations (errno) mark their VirtualService ``Programmed=False`` with the errno name; the loop
    retries with exponential backoff (0.2 s doubling to 30 s) and never exits on a netlink error.
 5. The VIP groups (``vipGroup`` or the VIP itself) go to the failover runner, which moves the VIPs.
+   ``on_groups`` is called on the reconcile thread: hand it over to the event loop (the agent does).
 
 Nothing is written when the kernel already matches: an agent restart adopts the table as it is.
 Standby directors program the same table (only the VIP moves at failover), so they are warm.
@@ -21,6 +22,7 @@ Standby directors program the same table (only the VIP moves at failover), so th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import functools
@@ -63,6 +65,8 @@ class ServiceOutcome:
     keys: frozenset[ServiceKey] = frozenset()
     accepted_generation: int | None = None
     group: str = ""
+    healthy_members: int = 0  # members whose verdict is not "failed" (unknown counts as healthy)
+    total_members: int = 0
 
 
 @dataclass
@@ -192,8 +196,12 @@ class Reconciler:
             for service in table:
                 claimed_by[service] = key
             compiled[key] = table
+            members = resolved.spec.members
+            verdicts = [self._health_or_adopted(key, resolved, member) for member in members]
+            healthy = sum(1 for verdict in verdicts if verdict is not False)
             result.outcomes[key] = ServiceOutcome(True, "Programmed", keys=frozenset(table),
-                                                  accepted_generation=generation, group=group)
+                                                  accepted_generation=generation, group=group,
+                                                  healthy_members=healthy, total_members=len(members))
             result.groups.setdefault(group, frozenset())
             result.groups[group] = result.groups[group] | {resolved.spec.service.vip}
         desired_table: dict[ServiceKey, VirtualServer] = {}
@@ -259,6 +267,8 @@ class ReconcileLoop:
         self._kick = asyncio.Event()
         self._desired: DesiredState | None = None
         self.passes = 0
+        # one thread: the kernel adapter and the ownership record are used from it only
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile")
 
     def kick(self) -> None:
         """Ask for a pass soon (health change, role change)."""
@@ -270,7 +280,8 @@ class ReconcileLoop:
             self._kick.set()
 
     async def run(self) -> None:
-        watcher = asyncio.get_running_loop().create_task(self._watch_source(), name="desired-state")
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(self._watch_source(), name="desired-state")
         retry = RETRY_FIRST
         wait: float = self.resync_interval
         try:
@@ -281,7 +292,11 @@ class ReconcileLoop:
                 if self._desired is None:
                     wait = self.resync_interval
                     continue
-                result = self.reconciler.reconcile_once(self._desired)
+                # A pass does blocking netlink I/O (a dump of a large table takes seconds): it runs on its
+                # own thread so that the event loop keeps sending heartbeats meanwhile.
+                result = await loop.run_in_executor(
+                    self._worker, self.reconciler.reconcile_once, self._desired
+                )
                 self.passes += 1
                 if result.ops or not result.ok or self.passes == 1:
                     # one line per pass that wrote (and for the first): "sent" counts netlink writes
@@ -297,3 +312,4 @@ class ReconcileLoop:
                     retry = min(retry * 2, RETRY_MAX)
         finally:
             watcher.cancel()
+            self._worker.shutdown(wait=False)

@@ -68,7 +68,8 @@ def build_status(
     services: dict[str, ServiceReport] = {}
     for key, outcome in sorted(result.outcomes.items()):
         health = list((member_health or {}).get(key, []))
-        healthy = sum(1 for member in health if member.healthy)
+        healthy = sum(1 for member in health if member.healthy) if health else outcome.healthy_members
+        total = len(health) if health else outcome.total_members
         group = groups.get(outcome.group)
         services[key] = ServiceReport(
             programmed=outcome.programmed,
@@ -77,7 +78,7 @@ def build_status(
             accepted_generation=outcome.accepted_generation,
             active=group is not None and group.role is Role.ACTIVE,
             healthy_members=healthy,
-            total_members=len(health),
+            total_members=total,
             members=[member for member in health if not member.healthy][:64],
             stats=_stats_for(outcome.keys, stats) if outcome.programmed else None,
             errors=[outcome.message[:256]] if outcome.reason == "NetlinkError" else [],

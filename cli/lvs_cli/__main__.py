@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from lvs_cli import demo
 from lvs_cli.importer import command as import_command
 
 
@@ -28,6 +29,12 @@ COMMANDS: list[Command] = [
         help="convert an lvs.cf (Piranha/pulse) or keepalived.conf into lvs.io manifests",
         add_arguments=import_command.add_arguments,
         run=import_command.run,
+    ),
+    Command(
+        name="demo",
+        help="boot the kernel guest and run the product end to end (API server, controller, agents, IPVS)",
+        add_arguments=demo.add_arguments,
+        run=demo.run,
     ),
 ]
 
