@@ -9,6 +9,7 @@ import hashlib
 import json
 from typing import Any
 
+from .builtin_schemas import BUILTIN_SCHEMAS
 from .resources import ResourceRegistry, ResourceType
 
 JsonDict = dict[str, Any]
@@ -93,6 +94,8 @@ def _gvk(rt: ResourceType) -> list[JsonDict]:
 def _resource_schema(rt: ResourceType) -> JsonDict:
     if rt.is_custom and rt.schema:
         schema = copy.deepcopy(rt.schema)
+    elif (rt.group, rt.plural) in BUILTIN_SCHEMAS:
+        schema = copy.deepcopy(BUILTIN_SCHEMAS[(rt.group, rt.plural)])
     else:
         schema = {
             "type": "object",

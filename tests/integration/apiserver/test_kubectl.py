@@ -269,3 +269,12 @@ def test_describe_shows_events_of_a_custom_resource(kubectl: Kubectl, namespace:
     described = kubectl("describe", "widget", "eventful", "-n", namespace).stdout
     events_section = described.split("Events:", 1)[1]
     assert "Programmed" in events_section and "IPVS table updated" in events_section
+
+
+def test_explain_built_in_kinds(kubectl: Kubectl) -> None:
+    lease = kubectl("explain", "lease.spec").stdout
+    assert "holderIdentity" in lease and "leaseDurationSeconds" in lease
+    slices = kubectl("explain", "endpointslices.endpoints.conditions").stdout
+    assert "ready" in slices and "terminating" in slices
+    service = kubectl("explain", "service.spec.ports").stdout
+    assert "targetPort" in service
