@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import heapq
+import itertools
 import logging
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from lvs_agent.health.clock import Clock, LoopClock
 from lvs_agent.health.probe import Prober, ProbeResult
@@ -179,12 +183,28 @@ class _Tracker:
 
 
 class _Job:
-    __slots__ = ("_rng", "first_delay", "key", "last_result", "probe_kind", "task", "trackers")
+    __slots__ = (
+        "_rng",
+        "due",
+        "first_delay",
+        "in_flight",
+        "key",
+        "last_result",
+        "on_done",
+        "probe_kind",
+        "removed",
+        "started",
+        "trackers",
+    )
 
-    def __init__(self, key: JobKey) -> None:
+    def __init__(self, key: JobKey, on_done: Callable[[_Job, asyncio.Future[ProbeResult]], None]) -> None:
         self.key = key
         self.trackers: dict[tuple[int, int], _Tracker] = {}
-        self.task: asyncio.Task[None] | None = None
+        self.due: float | None = None  # when the next probe is scheduled; None while not scheduled
+        self.started = 0.0
+        self.in_flight: asyncio.Future[ProbeResult] | None = None
+        self.removed = False
+        self.on_done = functools.partial(on_done, self)
         self.last_result: ProbeResult | None = None
         self.probe_kind = key.probe.kind
         # Stable spread: the same check always lands at the same offset, across restarts too.
@@ -202,6 +222,59 @@ class _Job:
         if not jitter:
             return self.key.interval
         return self.key.interval * (1.0 + jitter * (self._uniform() - 0.5))
+
+
+class _Scheduler:
+    """One loop timer for every probe loop: a heap of due times, armed on a grid of ``resolution``
+    seconds so that the checks due within one slot start in one loop wakeup (at 1,000 checks a second a
+    timer and a task wakeup per check cost more than the checks themselves)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, resolution: float, start: Callable[[_Job], None]
+    ) -> None:
+        self._loop = loop
+        self._resolution = resolution
+        self._start = start
+        self._heap: list[tuple[float, int, _Job]] = []
+        self._sequence = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def schedule(self, job: _Job, at: float) -> None:
+        job.due = at
+        heapq.heappush(self._heap, (at, next(self._sequence), job))
+        self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        slot = at
+        if self._resolution:  # max(): the product may round below ``at``, which would never fire it
+            slot = max(at, math.ceil(at / self._resolution) * self._resolution)
+        if slot >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = slot
+        self._timer = self._loop.call_at(slot, self._fire)
+
+    def _fire(self) -> None:
+        slot = self._timer_at
+        self._timer = None
+        self._timer_at = math.inf
+        heap = self._heap
+        while heap and heap[0][0] <= slot:
+            at, _, job = heapq.heappop(heap)
+            if job.due == at:  # not rescheduled, stopped or removed since
+                job.due = None
+                self._start(job)
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = math.inf
+        self._heap.clear()
 
 
 OnChange = Callable[[HealthChange], None]
@@ -226,8 +299,11 @@ class HealthEngine:
         on_change: OnChange | None = None,
         event_hook: EventHook | None = None,
         reporter: HealthReporter | None = None,
+        resolution: float = 0.01,
     ) -> None:
         self._prober = prober
+        self._resolution = resolution
+        self._scheduler: _Scheduler | None = None
         self._clock: Clock = clock or LoopClock()
         self.allow_exec = allow_exec
         self._default_active = default_active
@@ -251,21 +327,28 @@ class HealthEngine:
         if self._running:
             return
         self._running = True
+        self._scheduler = _Scheduler(asyncio.get_running_loop(), self._resolution, self._start_probe)
         for job in self._jobs.values():
-            self._start_job(job)
+            self._schedule_first(job)
         if self._reporter is not None:
             self._reporter_task = asyncio.create_task(self._reporter.run(), name="health-reporter")
 
     async def stop(self) -> None:
         self._running = False
-        tasks = [job.task for job in self._jobs.values() if job.task is not None]
-        if self._reporter_task is not None:
-            tasks.append(self._reporter_task)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
+        waits: list[asyncio.Future[Any]] = []
         for job in self._jobs.values():
-            job.task = None
+            job.due = None
+            if job.in_flight is not None:
+                job.in_flight.cancel()
+                waits.append(job.in_flight)
+                job.in_flight = None
+        if self._reporter_task is not None:
+            self._reporter_task.cancel()
+            waits.append(self._reporter_task)
+        await asyncio.gather(*waits, return_exceptions=True)
         self._reporter_task = None
         if self._reporter is not None:
             with contextlib.suppress(Exception):
@@ -315,9 +398,9 @@ class HealthEngine:
         )
         job = self._jobs.get(job_key)
         if job is None:
-            job = self._jobs[job_key] = _Job(job_key)
+            job = self._jobs[job_key] = _Job(job_key, self._probe_done)
             if self._running:
-                self._start_job(job)
+                self._schedule_first(job)
         tracker = job.trackers.get((timing.rise, timing.fall))
         if tracker is None:
             tracker = job.trackers[(timing.rise, timing.fall)] = _Tracker(job, timing.rise, timing.fall)
@@ -347,8 +430,11 @@ class HealthEngine:
                 del job.trackers[(tracker.state.rise, tracker.state.fall)]
             if not job.trackers:
                 del self._jobs[job.key]
-                if job.task is not None:
-                    job.task.cancel()
+                job.removed = True
+                job.due = None
+                if job.in_flight is not None:
+                    job.in_flight.cancel()
+                    job.in_flight = None
         if self._reporter is not None:
             self._reporter.record(self._report(subscription, None, "unsubscribed", removed=True))
         return True
@@ -401,6 +487,11 @@ class HealthEngine:
         """Distinct probe loops (after deduplication)."""
         return len(self._jobs)
 
+    @property
+    def in_flight(self) -> int:
+        """Probes started and not finished."""
+        return sum(1 for job in self._jobs.values() if job.in_flight is not None)
+
     # --- active switch ---------------------------------------------------------------------------------
 
     def is_active(self, group: str) -> bool:
@@ -428,34 +519,53 @@ class HealthEngine:
 
     # --- probing ---------------------------------------------------------------------------------------
 
-    def _start_job(self, job: _Job) -> None:
-        job.task = asyncio.create_task(self._run_job(job), name=f"health {job.key.address}:{job.key.port}")
+    def _schedule_first(self, job: _Job) -> None:
+        assert self._scheduler is not None
+        self._scheduler.schedule(job, asyncio.get_running_loop().time() + job.first_delay)
 
-    async def _run_job(self, job: _Job) -> None:
-        clock = self._clock
-        probe = self._prober.probe
+    def _start_probe(self, job: _Job) -> None:
+        """Start one probe; its completion (``_probe_done``) schedules the next. No task per loop: a TCP
+        probe is a bare future, other probes a task for their coroutine."""
         address, port, spec, _interval, timeout, _jitter = job.key
-        await clock.sleep(job.first_delay)
-        while True:
-            started = clock.now()
-            try:
-                result = await probe(address, port, spec, timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # a probe bug must not stop the loop or read as healthy
-                logger.debug("probe of %s:%d raised", address, port, exc_info=True)
-                result = ProbeResult(False, f"probe error: {error!r}")
-            job.last_result = result
-            self.probes_completed += 1
-            if not result.ok:
-                self.probes_failed += 1
-            now = clock.now()
-            for tracker in list(job.trackers.values()):
-                transition = tracker.state.observe(result.ok, result.reason, now)
-                if transition is not None:
-                    self._on_transition(tracker, transition)
-            delay = job.next_period() - (clock.now() - started)
-            await clock.sleep(delay if delay > 0 else 0)
+        job.started = asyncio.get_running_loop().time()
+        try:
+            awaitable = self._prober.probe(address, port, spec, timeout)
+            future: asyncio.Future[ProbeResult] = (
+                awaitable if isinstance(awaitable, asyncio.Future) else asyncio.ensure_future(awaitable)
+            )
+        except Exception as error:  # a probe bug must not stop the loop or read as healthy
+            logger.debug("probe of %s:%d raised", address, port, exc_info=True)
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(error)
+        job.in_flight = future
+        future.add_done_callback(job.on_done)
+
+    def _probe_done(self, job: _Job, future: asyncio.Future[ProbeResult]) -> None:
+        if job.in_flight is not future:
+            return  # stopped or removed meanwhile
+        job.in_flight = None
+        if future.cancelled():
+            result = ProbeResult(False, "probe cancelled")
+        elif (error := future.exception()) is not None:
+            logger.debug("probe of %s:%d raised", job.key.address, job.key.port, exc_info=error)
+            result = ProbeResult(False, f"probe error: {error!r}")
+        else:
+            result = future.result()
+        job.last_result = result
+        self.probes_completed += 1
+        if not result.ok:
+            self.probes_failed += 1
+        now = self._clock.now()
+        for tracker in list(job.trackers.values()):
+            transition = tracker.state.observe(result.ok, result.reason, now)
+            if transition is not None:
+                self._on_transition(tracker, transition)
+        if job.removed or self._scheduler is None:
+            return
+        # Period measured start to start; a probe slower than its period is followed at once, never
+        # overlapped.
+        loop_now = asyncio.get_running_loop().time()
+        self._scheduler.schedule(job, max(job.started + job.next_period(), loop_now))
 
     # --- delivery --------------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ import socket
 import ssl
 import struct
 from collections.abc import Awaitable
-from typing import Any
 
 from lvs_agent.health.dns import (
     RCODE_NAMES,
@@ -35,28 +34,22 @@ from lvs_agent.health.dns import (
     parse_reply,
 )
 from lvs_agent.health.probe import ProbeResult
+from lvs_agent.health.reactor import ConnectReactor, SockAddr, os_error_reason
 from lvs_agent.health.spec import DnsProbe, ExecProbe, HttpProbe, ProbeSpec, TcpProbe, UdpProbe
 
 EXEC_DISABLED_REASON = "exec checks are disabled on this agent (allow_exec is off)"
 _LINGER_RESET = struct.pack("ii", 1, 0)
-_CONNECTED = ProbeResult(True, "connected")
 _UDP_SILENT_OK = ProbeResult(True, "no ICMP error before the timeout")
 _USER_AGENT = "lvs-operator-health/1"
 _STDERR_TAIL = 200
-_SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
 def _timeout_result(timeout: float) -> ProbeResult:
     return ProbeResult(False, f"timeout after {timeout:g}s")
 
 
-def _os_error_reason(code: int) -> str:
-    name = errno.errorcode.get(code, str(code))
-    return f"{name}: {os.strerror(code)}"
-
-
 @functools.lru_cache(maxsize=65536)
-def _sockaddr(address: str, port: int) -> tuple[socket.AddressFamily, _SockAddr]:
+def _sockaddr(address: str, port: int) -> tuple[socket.AddressFamily, SockAddr]:
     """Family and socket address for a numeric member address (no resolver: members are addresses)."""
     parsed = ipaddress.ip_address(address)
     if parsed.version == 6:
@@ -64,36 +57,15 @@ def _sockaddr(address: str, port: int) -> tuple[socket.AddressFamily, _SockAddr]
     return socket.AF_INET, (str(parsed), port)
 
 
-def _close_with_reset(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-    sock.close()
-
-
-def tcp_connect_check(
-    loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float
-) -> asyncio.Future[ProbeResult]:
-    """TCP connect check: resolves to ``connected`` or the reason it failed; never raises."""
-    return _start_connect(loop, address, port, timeout, keep=False)
-
-
 def open_tcp_socket(
     loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float
 ) -> asyncio.Future[socket.socket | ProbeResult]:
-    """Connected non-blocking socket (the caller owns it), or the reason the connect failed."""
-    return _start_connect(loop, address, port, timeout, keep=True)
+    """Connected non-blocking socket (the caller owns it), or the reason the connect failed.
 
-
-def _start_connect(
-    loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float, keep: bool
-) -> asyncio.Future[Any]:
-    """Start a non-blocking TCP connect watched by ``add_writer`` and a timer (no task, no transport).
-
-    Resolves to a failure ``ProbeResult`` (refused, unreachable, timeout), or on success to
-    ``_CONNECTED`` after closing the socket (``keep=False``) or to the connected socket (``keep=True``).
-    Never raises; cancelling the future closes the socket.
+    A bare non-blocking connect watched by ``add_writer`` and a timer (no task, no transport). Never
+    raises; cancelling the future closes the socket.
     """
-    future: asyncio.Future[Any] = loop.create_future()
+    future: asyncio.Future[socket.socket | ProbeResult] = loop.create_future()
     try:
         family, sockaddr = _sockaddr(address, port)
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -103,15 +75,11 @@ def _start_connect(
     sock.setblocking(False)
     code = sock.connect_ex(sockaddr)
     if code == 0:
-        if keep:
-            future.set_result(sock)
-        else:
-            _close_with_reset(sock)
-            future.set_result(_CONNECTED)
+        future.set_result(sock)
         return future
     if code != errno.EINPROGRESS:
         sock.close()
-        future.set_result(ProbeResult(False, _os_error_reason(code)))
+        future.set_result(ProbeResult(False, os_error_reason(code)))
         return future
 
     fd = sock.fileno()
@@ -127,12 +95,9 @@ def _start_connect(
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             sock.close()
-            future.set_result(ProbeResult(False, _os_error_reason(error)))
-        elif keep:
-            future.set_result(sock)
+            future.set_result(ProbeResult(False, os_error_reason(error)))
         else:
-            _close_with_reset(sock)
-            future.set_result(_CONNECTED)
+            future.set_result(sock)
 
     def on_timeout() -> None:
         loop.remove_writer(fd)
@@ -140,7 +105,7 @@ def _start_connect(
         if not future.done():
             future.set_result(_timeout_result(timeout))
 
-    def on_done(done: asyncio.Future[Any]) -> None:
+    def on_done(done: asyncio.Future[socket.socket | ProbeResult]) -> None:
         if done.cancelled() and sock.fileno() >= 0:
             loop.remove_writer(fd)
             if timer is not None:
@@ -377,7 +342,7 @@ async def probe_udp(address: str, port: int, spec: UdpProbe, timeout: float) -> 
     except TimeoutError:
         return _UDP_SILENT_OK if spec.expect is None else _timeout_result(timeout)
     except OSError as error:
-        return ProbeResult(False, _os_error_reason(error.errno) if error.errno else str(error))
+        return ProbeResult(False, os_error_reason(error.errno) if error.errno else str(error))
     finally:
         sock.close()
     if spec.expect is None or _compiled_regex(spec.expect).search(reply):
@@ -423,7 +388,7 @@ async def probe_dns(address: str, port: int, spec: DnsProbe, timeout: float) -> 
     except TimeoutError:
         return _timeout_result(timeout)
     except OSError as error:
-        return ProbeResult(False, _os_error_reason(error.errno) if error.errno else str(error))
+        return ProbeResult(False, os_error_reason(error.errno) if error.errno else str(error))
     finally:
         sock.close()
     return judge_dns_reply(spec, reply.rcode, [(answer.rtype, answer.value) for answer in reply.answers])
@@ -483,10 +448,30 @@ class NetworkProber:
         self._unverified_context = unverified_ssl_context()
         self._max_exec = max_exec
         self._exec_slots: asyncio.Semaphore | None = None
+        self._reactor: ConnectReactor | None = None
+
+    def _connect_reactor(self) -> ConnectReactor:
+        loop = asyncio.get_running_loop()
+        reactor = self._reactor
+        if reactor is None or reactor.loop is not loop:
+            if reactor is not None:
+                reactor.close()
+            reactor = self._reactor = ConnectReactor(loop)
+        return reactor
+
+    def close(self) -> None:
+        """Release the epoll instance (and abandon checks in flight)."""
+        if self._reactor is not None:
+            self._reactor.close()
+            self._reactor = None
 
     def probe(self, address: str, port: int, spec: ProbeSpec, timeout: float) -> Awaitable[ProbeResult]:
         if isinstance(spec, TcpProbe):
-            return tcp_connect_check(asyncio.get_running_loop(), address, port, timeout)
+            try:
+                family, sockaddr = _sockaddr(address, port)
+            except ValueError as error:
+                return _ready(ProbeResult(False, f"cannot create socket: {error}"))
+            return self._connect_reactor().connect(family, sockaddr, timeout)
         if isinstance(spec, HttpProbe):
             context = None
             if spec.tls:

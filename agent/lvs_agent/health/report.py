@@ -22,6 +22,7 @@ from lvs_agent.health.state import Health
 logger = logging.getLogger("lvs_agent.health.report")
 
 ReportKey = tuple[str, str]  # (service, member)
+_SLACK = 1e-6
 
 
 class MemberReport(NamedTuple):
@@ -57,7 +58,8 @@ class ReportCoalescer:
         return float("-inf") if sent is None else sent + self.min_interval
 
     def take_due(self, now: float, *, ignore_limit: bool = False) -> list[MemberReport]:
-        due = [key for key in self._pending if ignore_limit or self._due_at(key) <= now]
+        # A microsecond of slack: a timer set for the due time may fire at a float that rounds just below.
+        due = [key for key in self._pending if ignore_limit or self._due_at(key) <= now + _SLACK]
         batch = [self._pending.pop(key) for key in due]
         for report in batch:
             key = (report.service, report.member)

@@ -122,19 +122,28 @@ async def test_port_override_and_different_checks_get_their_own_probes() -> None
         assert {port for _, _, port, _ in prober.calls} == {80, 8080}
 
 
+def first_probe_times(prober: ScriptedProber, start: float = 0.0) -> list[float]:
+    first: dict[int, float] = {}
+    for at, _address, port, _spec in prober.calls:
+        first.setdefault(port, at - start)
+    return sorted(first.values())
+
+
 async def test_first_probes_are_spread_over_the_interval_deterministically() -> None:
     prober = ScriptedProber()
-    engine = make_engine(prober)
+    engine = make_engine(prober)  # scheduling resolution: 10 ms
     async with engine:
         for index in range(1000):
             address = f"198.51.100.{index % 250 + 1}"
             engine.subscribe("s", f"{address}:{index}", address, 1000 + index, tcp(interval=1.0))
-        await asyncio.sleep(1.0)
-    first_times = [at for at, *_ in prober.calls if at < 1.0]
+        await asyncio.sleep(1.05)
+    first_times = first_probe_times(prober)
     assert len(first_times) == 1000
-    buckets = Counter(int(at * 10) for at in first_times)
+    assert max(first_times) <= 1.0 + 1e-9
+    buckets = Counter(min(int(at * 10), 9) for at in first_times)
     assert len(buckets) == 10
     assert all(60 <= count <= 140 for count in buckets.values()), buckets
+    assert len(set(first_times)) > 90  # spread over the 10 ms slots of the interval, not clumped
 
     # Same checks, another engine (a restarted agent): the same offsets.
     replay = ScriptedProber()
@@ -144,10 +153,8 @@ async def test_first_probes_are_spread_over_the_interval_deterministically() -> 
         for index in range(1000):
             address = f"198.51.100.{index % 250 + 1}"
             engine.subscribe("s", f"{address}:{index}", address, 1000 + index, tcp(interval=1.0))
-        await asyncio.sleep(1.0)
-    assert sorted(at - start for at, *_ in replay.calls if at - start < 1.0) == pytest.approx(
-        sorted(first_times)
-    )
+        await asyncio.sleep(1.05)
+    assert first_probe_times(replay, start) == pytest.approx(first_times, abs=0.011)
 
 
 async def test_jitter_keeps_periods_within_bounds_and_on_average_at_the_interval() -> None:
@@ -158,10 +165,10 @@ async def test_jitter_keeps_periods_within_bounds_and_on_average_at_the_interval
         await asyncio.sleep(2000)
     times = [at for at, *_ in prober.calls]
     periods = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert min(periods) >= 1.5 - 1e-9
-    assert max(periods) <= 2.5 + 1e-9
+    assert min(periods) >= 1.5 - 0.01  # +- the 10 ms scheduling resolution
+    assert max(periods) <= 2.5 + 0.01
     assert sum(periods) / len(periods) == pytest.approx(2.0, abs=0.05)
-    assert len({round(period, 6) for period in periods}) > 100  # actually jittered
+    assert len({round(period, 6) for period in periods}) > 50  # actually jittered
 
 
 async def test_slow_probes_never_overlap() -> None:
@@ -368,7 +375,8 @@ async def test_stop_cancels_every_probe_loop() -> None:
     count = len(prober.calls)
     await asyncio.sleep(5)
     assert len(prober.calls) == count
-    assert not [task for task in asyncio.all_tasks() if task.get_name().startswith("health ")]
+    assert engine.in_flight == 0
+    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
 
 
 async def test_snapshot_reports_every_subscription() -> None:
