@@ -462,6 +462,11 @@ def test_controller_and_agent_work_with_exactly_their_roles(
 
     try:
         asyncio.run(scenario())
+    except AssertionError as failure:
+        denials = [
+            str(d) for d in cluster.decisions_of(CONTROLLER) + cluster.decisions_of(AGENT) if not d.allowed
+        ]
+        raise AssertionError(f"{failure}\ndenied requests: {denials}") from failure
     finally:
         controller.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
