@@ -18,6 +18,12 @@ Shape::
   state of all the group's subscriptions at once.
 - **Exec** checks are refused unless ``allow_exec``: the subscription is kept with ``refused`` set, its
   health stays unknown, a warning is logged and a ``HealthCheckRefused`` event is raised.
+- **Scheduling**: no task per probe loop. One heap of due times behind one loop timer armed on a
+  ``resolution`` grid (10 ms) starts every probe due in a slot in one wakeup; a probe's completion
+  callback schedules the next one a jittered period after the previous start (never overlapping a
+  slow probe). The first probe of each job is offset by a stable hash of the job into the interval.
+- **Clock**: scheduling and timeouts use the running loop's time (``looptime`` makes it virtual in
+  tests); the injected :class:`~lvs_agent.health.clock.Clock` must agree with it and supplies wall time.
 """
 
 from __future__ import annotations

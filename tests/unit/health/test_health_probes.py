@@ -553,3 +553,68 @@ async def test_engine_notices_a_listener_closing_within_interval_times_fall() ->
     assert change.healthy is False
     assert "ECONNREFUSED" in change.reason
     assert detected_at - closed_at <= 0.2 * 2 + 0.2 + 0.1  # interval*fall + timeout, plus scheduling slack
+
+
+# --- the connect reactor under load ----------------------------------------------------------------------
+
+
+async def test_many_concurrent_connects_with_mixed_timeouts() -> None:
+    """Hundreds of checks in flight at once on one epoll instance: each gets its own answer, and each
+    blackholed one times out after its own timeout, whatever the order they were started in."""
+    server = await asyncio.start_server(lambda r, w: w.close(), LOOPBACK, 0)
+    open_port = server.sockets[0].getsockname()[1]
+    closed_port = free_port()
+    loop = asyncio.get_running_loop()
+    prober = NetworkProber()
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(0)
+        hole_port = listener.getsockname()[1]
+        filler.connect((LOOPBACK, hole_port))
+        async with server:
+            started = loop.time()
+            finished: dict[int, float] = {}
+
+            async def one(index: int) -> tuple[int, ProbeResult]:
+                port = (open_port, closed_port, hole_port)[index % 3]
+                timeout = 0.6 if index % 2 else 0.2  # long and short deadlines interleaved
+                result = await prober.probe(LOOPBACK, port, TcpProbe(), timeout)
+                finished[index] = loop.time() - started
+                return index, result
+
+            results = dict(await asyncio.gather(*(one(index) for index in range(300))))
+    prober.close()
+    for index, result in results.items():
+        kind = index % 3
+        if kind == 0:
+            assert result == ProbeResult(True, "connected"), index
+        elif kind == 1:
+            assert result.reason.startswith("ECONNREFUSED"), (index, result)
+        else:
+            timeout = 0.6 if index % 2 else 0.2
+            assert result == ProbeResult(False, f"timeout after {timeout:g}s"), (index, result)
+            assert timeout - 0.05 <= finished[index] <= timeout + 0.5, (index, finished[index])
+
+
+async def test_prober_close_cancels_checks_in_flight_and_a_new_loop_gets_a_new_reactor() -> None:
+    prober = NetworkProber()
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(0)
+        filler.connect((LOOPBACK, listener.getsockname()[1]))
+        pending = prober.probe(LOOPBACK, listener.getsockname()[1], TcpProbe(), 5.0)
+        await asyncio.sleep(0.05)
+        prober.close()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+    def in_another_loop() -> ProbeResult:
+        async def main() -> ProbeResult:
+            return await prober.probe(LOOPBACK, free_port(), TcpProbe(), 1.0)
+
+        return asyncio.run(main())
+
+    other = await asyncio.get_running_loop().run_in_executor(None, in_another_loop)
+    assert other.reason.startswith("ECONNREFUSED")
+    assert (await prober.probe(LOOPBACK, free_port(), TcpProbe(), 1.0)).reason.startswith("ECONNREFUSED")
+    prober.close()
