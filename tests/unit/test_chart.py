@@ -141,7 +141,10 @@ def test_chart_crds_match_what_the_models_generate(tmp_path: Path) -> None:
     )
     generated = {p.name: p.read_bytes() for p in tmp_path.glob("*.yaml")}
     in_chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
-    assert generated == in_chart
+    assert generated == in_chart, (
+        "the chart's CRDs differ from what the models generate: "
+        "python -m lvs_api.crdgen --out crds && scripts/sync-chart-crds.sh"
+    )
 
 
 def test_helm_loads_the_crds_from_the_chart() -> None:
