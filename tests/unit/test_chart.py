@@ -653,3 +653,54 @@ def test_values_named_in_the_install_guide_exist() -> None:
                 break
             node = node[part]
     assert missing == []
+
+
+def test_optional_pod_settings_land_where_kubernetes_reads_them() -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["system"]}]}
+                ]
+            }
+        }
+    }
+    objects = render(
+        {
+            "imagePullSecrets": [{"name": "regcred"}],
+            "commonLabels": {"team": "netops"},
+            "controller": {
+                "podAnnotations": {"a": "1"},
+                "podLabels": {"b": "2"},
+                "nodeSelector": {"pool": "system"},
+                "tolerations": [{"key": "x", "operator": "Exists"}],
+                "affinity": affinity,
+                "priorityClassName": "high",
+                "metrics": {"podAnnotations": False},
+                "serviceAccount": {"annotations": {"iam": "role"}},
+            },
+            "agent": {
+                "podAnnotations": {"c": "3"},
+                "podLabels": {"d": "4"},
+                "priorityClassName": "",
+                "updateStrategy": {"type": "OnDelete"},
+            },
+        }
+    )
+    deployment, daemonset = find(objects, "Deployment"), find(objects, "DaemonSet")
+    pod, agent_pod = deployment["spec"]["template"], daemonset["spec"]["template"]
+    assert pod["metadata"]["annotations"] == {"a": "1"}
+    assert pod["metadata"]["labels"]["b"] == "2" and pod["metadata"]["labels"]["team"] == "netops"
+    assert pod["spec"]["nodeSelector"] == {"pool": "system"}
+    assert pod["spec"]["tolerations"] == [{"key": "x", "operator": "Exists"}]
+    assert pod["spec"]["affinity"] == affinity
+    assert pod["spec"]["priorityClassName"] == "high"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert agent_pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert agent_pod["metadata"]["annotations"] == {"c": "3"}
+    assert agent_pod["metadata"]["labels"]["d"] == "4"
+    assert "priorityClassName" not in agent_pod["spec"]
+    assert daemonset["spec"]["updateStrategy"] == {"type": "OnDelete"}
+    controller_account = find(objects, "ServiceAccount", "lvs-lvs-operator-controller")
+    assert controller_account["metadata"]["annotations"] == {"iam": "role"}
+    assert all(o["metadata"]["labels"]["team"] == "netops" for o in objects)
