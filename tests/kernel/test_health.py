@@ -257,7 +257,14 @@ class HealthDirector:
 
 
 def resolved(
-    vip: str, members: list[str], port: int, protocol: str, check: dict[str, Any]
+    vip: str,
+    members: list[str],
+    port: int,
+    protocol: str,
+    check: dict[str, Any],
+    *,
+    on_failure: str = "Quiesce",
+    fallback: tuple[str, ...] = (),
 ) -> ResolvedService:
     return ResolvedService.model_validate(
         {
@@ -273,7 +280,7 @@ def resolved(
                     "poolRef": {"name": "pool"},
                     "scheduler": {"name": "rr"},
                     "forwarding": "NAT",
-                    "onFailure": "Quiesce",
+                    "onFailure": on_failure,
                     "healthCheck": {
                         "intervalSeconds": INTERVAL,
                         "timeoutSeconds": TIMEOUT,
@@ -284,6 +291,7 @@ def resolved(
                     },
                 },
                 "members": [{"address": address} for address in members],
+                "fallback": [{"address": address} for address in fallback],
             },
         }
     )
@@ -385,3 +393,53 @@ def test_failed_member_leaves_the_table_in_time_and_comes_back(
             assert restored_at - repaired_at < INTERVAL * (RISE + 1) + TIMEOUT + 0.1
             if http_through_vip:
                 assert set(topo.client.http_get(vip, port, count=4)) == {"rs1", "rs2"}
+
+
+def test_remove_and_sorry_server_in_and_out(topology: TopologyFactory, tmp_path: Path) -> None:
+    """onFailure: Remove takes a failed member out of the table; when no member is left the fallback
+    (sorry) server is programmed, and it leaves again as soon as one member recovers."""
+    topo = topology(directors=1, real_servers=3, clients=1)
+    director, (rs1, rs2, sorry) = topo.directors[0], topo.real_servers
+    vip = topo.vip(0)
+    topo.add_vip(vip, director)
+    members = Members()
+    with contextlib.ExitStack() as stack:
+        stack.callback(members.close)
+        for host in (rs1, rs2, sorry):
+            members.start_http(host)
+        service = resolved(
+            str(vip),
+            [str(rs1.ipv4), str(rs2.ipv4)],
+            HTTP_PORT,
+            "TCP",
+            {"type": "TCP"},
+            on_failure="Remove",
+            fallback=(str(sorry.ipv4),),
+        )
+        client = topo.client
+        with HealthDirector(director, {"health/web": service}, tmp_path / "owned.json") as watcher:
+            watcher.wait_for_weight(str(rs1.ipv4), 1, after=0.0, timeout=5)
+            time.sleep(INTERVAL * RISE + 0.5)
+            assert set(client.http_get(vip, HTTP_PORT, count=4)) == {"rs1", "rs2"}
+
+            members.stop_http(rs1)
+            broken_at = time.monotonic()
+            removed_at = watcher.wait_for_weight(str(rs1.ipv4), None, after=broken_at, timeout=10)
+            assert removed_at - broken_at < DETECTION_BOUND
+            assert set(client.http_get(vip, HTTP_PORT, count=4)) == {"rs2"}
+
+            members.stop_http(rs2)
+            broken_at = time.monotonic()
+            sorry_at = watcher.wait_for_weight(str(sorry.ipv4), 1, after=broken_at, timeout=10)
+            print(f"\nsorry server programmed {sorry_at - broken_at:.3f}s after the last member failed")
+            assert sorry_at - broken_at < DETECTION_BOUND
+            assert set(client.http_get(vip, HTTP_PORT, count=4)) == {"rs3"}
+
+            members.start_http(rs1)
+            repaired_at = time.monotonic()
+            back_at = watcher.wait_for_weight(str(rs1.ipv4), 1, after=repaired_at, timeout=10)
+            with watcher.lock:
+                after_back = next(weights for at, weights in watcher.weights if at >= back_at)
+            assert str(sorry.ipv4) not in after_back  # the sorry server leaves in the same pass
+            print(f"member back and sorry server gone {back_at - repaired_at:.3f}s after the repair")
+            assert set(client.http_get(vip, HTTP_PORT, count=4)) == {"rs1"}
