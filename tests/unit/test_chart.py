@@ -704,3 +704,33 @@ def test_optional_pod_settings_land_where_kubernetes_reads_them() -> None:
     controller_account = find(objects, "ServiceAccount", "lvs-lvs-operator-controller")
     assert controller_account["metadata"]["annotations"] == {"iam": "role"}
     assert all(o["metadata"]["labels"]["team"] == "netops" for o in objects)
+
+
+def test_the_documented_helm_install_command_renders() -> None:
+    """The `helm install ... --set ...` of docs/install.md, parsed by Helm's own --set parser, validates
+    against the schema and renders the peers and the secret mount it promises."""
+    import shlex
+
+    text = (REPO / "docs" / "install.md").read_text()
+    block = text[text.index("helm install lvs charts/lvs-operator") :]
+    command = block[: block.index("\n```")].split("\nkubectl")[0].replace("\\\n", " ")
+    words = shlex.split(command)
+    settings = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert len(settings) >= 3
+    values: dict[str, Any] = {}
+
+    def merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    for setting in settings:
+        merge(values, helm.parse_set_string(setting))
+    objects = render(values)
+    daemonset = find(objects, "DaemonSet", "lvs-agent")
+    args = container(daemonset)["args"]
+    assert [a for a in args if a.startswith("--peer=")] == ["--peer=lb-1=192.0.2.1", "--peer=lb-2=192.0.2.2"]
+    assert "--secret-file=/etc/lvs-agent/heartbeat/secret" in args
+    assert "--namespace lvs-system" in command
