@@ -14,7 +14,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lvs_api.compiler import compile_resolved
@@ -26,9 +26,11 @@ from lvs_agent.desired import DesiredStateSource, FileDesiredStateSource, KubeDe
 from lvs_agent.failover.lease import FileLeaseStore, KubeLeaseStore, LeaseStore
 from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import FailoverRunner
+from lvs_agent.health import HealthEngine, HealthReporter, NetworkProber
+from lvs_agent.health.convert import HealthBinding, ReportedHealth
 from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
-from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler
+from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
 from lvs_agent.report import KubeReportSink, ReportWriter, build_status
 from lvs_agent.syncd import IpvsadmSyncDaemons, SyncDaemonConfig
 
@@ -78,10 +80,21 @@ async def run_agent(config: AgentConfig) -> None:
         failovers: dict[str, int] = {}
         writer = ReportWriter(KubeReportSink(client), config.node) if (config.report and client) else None
 
+        # Health: one engine for every member of every served service. Verdicts drive the kernel only
+        # where this director is active for the group (a standby probes, warm, without applying).
+        reported = ReportedHealth()
+        engine = HealthEngine(NetworkProber(allow_exec=config.allow_exec),
+                              reporter=HealthReporter(reported.publish))
+        binding = HealthBinding(engine, vip_group_of)
+        kick: list[Callable[[], None]] = []  # set once the reconcile loop exists
+
         def on_role(group: str, role: Role, term: int) -> None:
             logger.info("VIP group %s: %s (term %d)", group, role.value, term)
             if role is Role.ACTIVE:
                 failovers[group] = failovers.get(group, 0) + 1
+            engine.set_active(group, role is Role.ACTIVE)
+            for callback in kick:
+                callback()
 
         runner = FailoverRunner(
             node=config.node, peers=config.peers, secret=config.secret, lease_store=lease_store, vips=vips,
@@ -96,13 +109,25 @@ async def run_agent(config: AgentConfig) -> None:
 
         def on_pass(result: PassResult) -> None:
             if writer is not None:
-                writer.update(build_status(result, groups=runner.status(), failovers=failovers))
+                writer.update(build_status(result, groups=runner.status(), failovers=failovers,
+                                           member_health=reported.member_health()))
 
         reconciler = Reconciler(node_labels=labels, kernel=kernel, record=OwnershipRecord(config.record_path),
-                                compile_service=compile_resolved, plan=plan, on_groups=on_groups)
-        loop = ReconcileLoop(reconciler, source, resync_interval=config.resync_interval, on_pass=on_pass)
+                                compile_service=compile_resolved, plan=plan, health=binding.lookup,
+                                on_groups=on_groups)
+        loop = ReconcileLoop(reconciler, source, resync_interval=config.resync_interval, on_pass=on_pass,
+                             before_pass=binding.sync)
+        kick.append(loop.kick)
+
+        async def health_changes() -> None:
+            while True:
+                await engine.changes.get()  # coalesced transitions of active groups: recompile
+                loop.kick()
+
+        await engine.start()
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(loop.run(), name="reconcile"),
-                 asyncio.create_task(runner.run(), name="failover")]
+                                          asyncio.create_task(runner.run(), name="failover"),
+                                          asyncio.create_task(health_changes(), name="health")]
         if writer is not None:
             tasks.append(asyncio.create_task(writer.run(), name="report"))
         logger.info("agent %s running: source=%s lease=%s peers=%s", config.node, config.source, config.lease,
@@ -119,6 +144,7 @@ async def run_agent(config: AgentConfig) -> None:
                 raise task.exception()  # type: ignore[misc]
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.stop()
         await asyncio.get_running_loop().run_in_executor(None, kernel.close)
         vips.close()
     finally:

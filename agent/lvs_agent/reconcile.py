@@ -257,12 +257,14 @@ class ReconcileLoop:
         *,
         resync_interval: float = 60.0,
         on_pass: Callable[[PassResult], None] | None = None,
+        before_pass: Callable[[dict[str, ResolvedService]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reconciler = reconciler
         self.source = source
         self.resync_interval = resync_interval
         self._on_pass = on_pass
+        self._before_pass = before_pass  # on the event loop, with the services this node serves
         self._monotonic = monotonic
         self._kick = asyncio.Event()
         self._desired: DesiredState | None = None
@@ -292,6 +294,8 @@ class ReconcileLoop:
                 if self._desired is None:
                     wait = self.resync_interval
                     continue
+                if self._before_pass is not None:
+                    self._before_pass(self.reconciler.selected(self._desired))
                 # A pass does blocking netlink I/O (a dump of a large table takes seconds): it runs on its
                 # own thread so that the event loop keeps sending heartbeats meanwhile.
                 result = await loop.run_in_executor(

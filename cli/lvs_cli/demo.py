@@ -34,8 +34,6 @@ API_ADDRESS = "192.0.2.250"  # on the bridge, in the LAN namespace: reachable fr
 NAT_VIP = "203.0.113.10"  # deploy/examples/nat-web.yaml
 DR_VIP = "203.0.113.11"
 NOT_BUILT = [
-    "health checks: the engine exists (agent/lvs_agent/health) but the agent does not feed it yet, so "
-    "every member counts as healthy (healthCheck is accepted and shown, not probed)",
     "NAT failover: the real servers' return route (a floating inside gateway) is not moved by the agent; "
     "the failover below is shown on the DirectRouting service",
 ]
@@ -165,6 +163,17 @@ class Demo:
                     return director
         return None
 
+    def dest_weight(self, director: Any, address: str) -> int | None:
+        from lvs_agent.netlink import IpvsNetlink
+        from lvs_api.ipvs import DestKey, Family, Protocol, ServiceKey
+
+        with IpvsNetlink(netns=director.netns) as kernel:
+            service = kernel.dump().get(ServiceKey(Family.INET, Protocol.TCP, NAT_VIP, 80))
+        if service is None:
+            return None
+        config = service.dests.get(DestKey(Family.INET, address, 8080))
+        return None if config is None else config.weight
+
     def ipvs_services(self, director: Any) -> int:
         from lvs_agent.netlink import IpvsNetlink
 
@@ -241,8 +250,14 @@ class Demo:
             wait(lambda: self.holder(NAT_VIP) is not None and self.holder(DR_VIP) is not None, 60,
                  "a director to take each VIP")
             say(self.kubectl("get", "virtualservices.lvs.io", "-n", "shop").rstrip())
-        client = Client(self.topo.clients[0], timeout=2)
         nat_director = self.holder(NAT_VIP)
+        with step(f"health checks on {nat_director.name}: rs3 is checked on port 9100 (its checkPort), "
+                  "where nothing listens: after 3 failed checks it is quiesced (weight 0)"):
+            wait(lambda: self.dest_weight(nat_director, "198.51.100.13") == 0, 60, "rs3 to be quiesced")
+            say(f"   weights on {NAT_VIP}:80 now: "
+                + ", ".join(f"{a}={self.dest_weight(nat_director, a)}" for a in
+                            ("198.51.100.11", "198.51.100.12", "198.51.100.13")))
+        client = Client(self.topo.clients[0], timeout=2)
         if nat_director is not self.topo.gateway_director:
             say(f"\n(NOT BUILT: the agent does not move the real servers' return gateway; the demo puts "
                 f"198.51.100.1 on {nat_director.name}, which holds the NAT VIP, by hand)")
@@ -253,8 +268,8 @@ class Demo:
             answers = collections.Counter(client.http_get(NAT_VIP, 80, count=6))
             say(f"   answered by: {dict(sorted(answers.items()))} "
                 "(one client: one real server, as persistence promises)")
-            if len(answers) != 1:
-                raise StepFailed(f"persistence should keep one client on one real server: {dict(answers)}")
+            if len(answers) != 1 or "rs3" in answers:
+                raise StepFailed(f"one healthy real server expected (persistence): {dict(answers)}")
         with step("real servers set up for DirectRouting (VIP on lo, arp_ignore/announce, direct return)"):
             # after this the real servers answer clients directly, which NAT cannot share: NAT is done above
             self.topo.configure_forwarding(Forwarding.DR, [self.topo.vip(1)])
@@ -302,6 +317,9 @@ class Demo:
                 f"({len([1 for _, ok in results if not ok])} request(s) timed out at 100 ms)")
             say(self.tail(f"agent-{survivor.name}", 4))
             say(self.kubectl("get", "leases", "-n", "lvs-system").rstrip())
+        with step("status as users see it (folded by the controller from the DirectorReports)"):
+            time.sleep(3)
+            say(self.kubectl("get", "virtualservices.lvs.io", "-n", "shop").rstrip())
         say("\nDemo complete. Not built yet:")
         for line in NOT_BUILT:
             say(f"  - {line}")
