@@ -7,6 +7,7 @@ apply alike, and ``kubectl diff`` reports no difference."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -206,3 +207,22 @@ def test_examples_apply_on_the_installed_crds_and_reapply_without_writes(cluster
     taken_over = versions(cluster, objects)
     cluster("apply", "--server-side", *args)
     assert versions(cluster, objects) == taken_over, "a second server-side apply wrote objects"
+
+
+def test_documented_kustomize_overlay_builds(tmp_path: Path) -> None:
+    """The overlay of docs/install.md (its remote base swapped for this checkout) builds with kubectl's
+    kustomize: image and digest replaced everywhere, the agent's nodeSelector patched."""
+    text = (REPO / "docs" / "install.md").read_text()
+    start = text.index("# my-overlay/kustomization.yaml")
+    overlay = yaml.safe_load(text[start : text.index("```", start)])
+    overlay["resources"] = [os.path.relpath(REPO / "deploy", tmp_path)]  # kustomize wants relative roots
+    digest = "sha256:" + "0123456789abcdef" * 4
+    overlay["images"][0]["digest"] = digest
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    result = subprocess.run([KUBECTL, "kustomize", str(tmp_path)], capture_output=True, text=True, check=True)
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    workloads = {o["kind"]: o for o in objects if o["kind"] in ("Deployment", "DaemonSet")}
+    for workload in workloads.values():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            assert container["image"] == f"registry.example/lvs-operator@{digest}"
+    assert workloads["DaemonSet"]["spec"]["template"]["spec"]["nodeSelector"] == {"node-role.example/lb": ""}
