@@ -11,13 +11,14 @@ from typing import Any
 from .endpoints import reconcile_endpoint_slices
 from .errors import ApiError
 from .resources import ResourceType
-from .semantics import ObjectService, WriteOptions
+from .semantics import CRD_CLEANUP_FINALIZER, ObjectService, WriteOptions
 from .storage import WatchEvent
 
 JsonDict = dict[str, Any]
 logger = logging.getLogger(__name__)
 
 _NAMESPACE_KEY = ("", "namespaces")
+_CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
 class BackgroundControllers:
@@ -74,6 +75,7 @@ class BackgroundControllers:
         pending_owner_finalizers: list[tuple[ResourceType, JsonDict]] = []
         dependents: list[tuple[ResourceType, JsonDict]] = []
         terminating: list[str] = []
+        terminating_crds: list[JsonDict] = []
         namespaced_count: dict[str, int] = {}
         types = self._types_by_storage()
         for storage_key, obj in store.iter_all():
@@ -84,6 +86,8 @@ class BackgroundControllers:
                 continue
             if storage_key == _NAMESPACE_KEY and meta.get("deletionTimestamp"):
                 terminating.append(meta["name"])
+            if storage_key == _CRD_KEY and meta.get("deletionTimestamp"):
+                terminating_crds.append(obj)
             if rt.namespaced:
                 namespaced_count[meta.get("namespace", "")] = (
                     namespaced_count.get(meta.get("namespace", ""), 0) + 1
@@ -98,6 +102,8 @@ class BackgroundControllers:
             reconcile_endpoint_slices(self.objects)
         self._collect_garbage(uids, dependents)
         self._release_owner_finalizers(pending_owner_finalizers, dependents)
+        for crd in terminating_crds:
+            self._clean_up_crd(crd)
         for namespace in terminating:
             self._terminate_namespace(namespace, namespaced_count.get(namespace, 0))
 
@@ -143,6 +149,26 @@ class BackgroundControllers:
             updated_owner = copy.deepcopy(owner)
             updated_owner["metadata"]["finalizers"] = finalizers
             self._update_quietly(owner_rt, updated_owner)
+
+    def _clean_up_crd(self, crd: JsonDict) -> None:
+        """Delete a terminating CRD's custom resources; once none is left, release the CRD."""
+        name = crd["metadata"]["name"]
+        types = [rt for rt in self.objects.registry.all_types() if rt.crd_name == name]
+        remaining = 0
+        for rt in types[:1]:  # every version shares one storage
+            for obj in self.objects.store.list(rt.storage_key):
+                remaining += 1
+                if not obj["metadata"].get("deletionTimestamp"):
+                    self._delete_quietly(rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if remaining:
+            return
+        crd_type = self.objects.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert crd_type is not None
+        released = copy.deepcopy(crd)
+        released["metadata"]["finalizers"] = [
+            f for f in crd["metadata"].get("finalizers") or [] if f != CRD_CLEANUP_FINALIZER
+        ]
+        self._update_quietly(crd_type, released)
 
     def _terminate_namespace(self, namespace: str, remaining: int) -> None:
         if remaining == 0:

@@ -49,6 +49,7 @@ _RBAC_KINDS = frozenset(
 )
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAMESPACE_KEY = ("", "namespaces")
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 MAX_OBJECT_BYTES = 1_572_864  # etcd's default request size limit (1.5 MiB)
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 
@@ -180,6 +181,14 @@ class ObjectService:
         name = meta.get("name", "")
         self._validate_name(rt, name)
         self._validate_metadata(rt, obj)
+        if rt.is_custom and rt.crd_name:
+            crd = self.store.get(_CRD_KEY, "", rt.crd_name)
+            if crd is not None and crd["metadata"].get("deletionTimestamp"):
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    "create not allowed while custom resource definition is terminating",
+                )
         self._check_namespace(rt, namespace)
         if self.store.get(rt.storage_key, namespace, name) is not None:
             raise already_exists(rt.group, rt.plural, name)
@@ -296,6 +305,11 @@ class ObjectService:
         return obj
 
     def _prepare_crd(self, obj: JsonDict, old: JsonDict | None) -> JsonDict:
+        if not obj["metadata"].get("deletionTimestamp"):
+            # Like upstream: deleting a CRD first deletes its custom resources (honouring their finalizers).
+            finalizers = obj["metadata"].setdefault("finalizers", [])
+            if CRD_CLEANUP_FINALIZER not in finalizers:
+                finalizers.append(CRD_CLEANUP_FINALIZER)
         spec = obj.get("spec") or {}
         names = spec.get("names") or {}
         causes: CauseList = []

@@ -583,3 +583,50 @@ def test_objects_above_the_etcd_limit_are_refused(kube_api: Any, namespace: str)
     core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "big"}, "data": {"blob": "x" * 1_000_000}}
     )
+
+
+def test_crd_deletion_waits_for_its_custom_resources(make_apiserver: Any) -> None:
+    from .widgets import GROUP as W_GROUP
+    from .widgets import PLURAL as W_PLURAL
+    from .widgets import VERSION as W_VERSION
+    from .widgets import widget_crd
+
+    server = make_apiserver()
+    client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+    extensions = kubernetes.client.ApiextensionsV1Api(client)
+    api = kubernetes.client.CustomObjectsApi(client)
+    extensions.create_custom_resource_definition(widget_crd())
+    held = widget("held")
+    held["metadata"]["finalizers"] = ["demo.lvs.io/cleanup"]
+    api.create_namespaced_custom_object(W_GROUP, W_VERSION, "default", W_PLURAL, held)
+    api.create_namespaced_custom_object(W_GROUP, W_VERSION, "default", W_PLURAL, widget("free"))
+    extensions.delete_custom_resource_definition(f"{W_PLURAL}.{W_GROUP}")
+
+    def names() -> list[str]:
+        return [
+            o["metadata"]["name"]
+            for o in api.list_namespaced_custom_object(W_GROUP, W_VERSION, "default", W_PLURAL)["items"]
+        ]
+
+    wait_until(lambda: names() == ["held"])
+    crd = extensions.read_custom_resource_definition(f"{W_PLURAL}.{W_GROUP}")
+    assert crd.metadata.deletion_timestamp is not None
+    assert api.get_namespaced_custom_object(W_GROUP, W_VERSION, "default", W_PLURAL, "held")["metadata"][
+        "deletionTimestamp"
+    ]
+    with pytest.raises(ApiException) as refused:
+        api.create_namespaced_custom_object(W_GROUP, W_VERSION, "default", W_PLURAL, widget("late"))
+    assert refused.value.status == 405
+    api.patch_namespaced_custom_object(
+        W_GROUP, W_VERSION, "default", W_PLURAL, "held", {"metadata": {"finalizers": None}}
+    )
+
+    def crd_gone() -> bool:
+        try:
+            extensions.read_custom_resource_definition(f"{W_PLURAL}.{W_GROUP}")
+        except ApiException as error:
+            return error.status == 404
+        return False
+
+    wait_until(crd_gone)
+    client.close()
