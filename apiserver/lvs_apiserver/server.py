@@ -130,7 +130,8 @@ class ApiServer:
         sockets = getattr(server, "sockets", None) or []
         bound_port = sockets[0].getsockname()[1]
         scheme = "https" if ssl_context else "http"
-        self.url = f"{scheme}://{host}:{bound_port}"
+        shown_host = f"[{host}]" if ":" in host else host  # IPv6 literals are bracketed in URLs
+        self.url = f"{scheme}://{shown_host}:{bound_port}"
         self.controllers.start()
         return self.url
 
