@@ -110,11 +110,11 @@ async def run_agent(config: AgentConfig) -> None:
         def on_pass(result: PassResult) -> None:
             if writer is not None:
                 writer.update(build_status(result, groups=runner.status(), failovers=failovers,
-                                           member_health=reported.member_health()))
+                                           member_health=reported.member_health(), stats=reconciler.stats))
 
         reconciler = Reconciler(node_labels=labels, kernel=kernel, record=OwnershipRecord(config.record_path),
                                 compile_service=compile_resolved, plan=plan, health=binding.lookup,
-                                on_groups=on_groups)
+                                on_groups=on_groups, stats_interval=10.0)
         loop = ReconcileLoop(reconciler, source, resync_interval=config.resync_interval, on_pass=on_pass,
                              before_pass=binding.sync)
         kick.append(loop.kick)

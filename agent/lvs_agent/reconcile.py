@@ -37,7 +37,7 @@ from lvs_api.ipvs import DestKey, Op, OpKind, ServiceKey, Table, VirtualServer
 from lvs_api.models import CheckType, OnFailure, ResolvedMember, ResolvedService
 
 from lvs_agent.desired import DesiredState, DesiredStateSource
-from lvs_agent.netlink.kernel import ApplyResult, IpvsError, IpvsKernel
+from lvs_agent.netlink.kernel import ApplyResult, IpvsError, IpvsKernel, StatsTable
 from lvs_agent.ownership import OwnershipRecord
 
 logger = logging.getLogger("lvs_agent.reconcile")
@@ -101,6 +101,8 @@ class Reconciler:
         plan: PlanFn,
         health: HealthLookup | None = None,
         on_groups: Callable[[Mapping[str, frozenset[str]]], None] | None = None,
+        stats_interval: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_labels = dict(node_labels)
         self.kernel = kernel
@@ -110,6 +112,11 @@ class Reconciler:
         self._health = health or (lambda _key, _member: None)
         self._on_groups = on_groups
         self.last: PassResult | None = None
+        # IPVS counters for the report, read at most every stats_interval seconds (a dump costs time)
+        self._stats_interval = stats_interval
+        self._monotonic = monotonic
+        self._stats_read_at: float | None = None
+        self.stats: StatsTable | None = None
         # the kernel as found at agent start, for members whose health is not known yet (see below)
         self._startup: Table | None = None
         self._startup_owned: frozenset[ServiceKey] = frozenset()
@@ -243,8 +250,21 @@ class Reconciler:
         result.foreign = len([key for key in observed if key not in owned_before and key not in adds])
         if self._on_groups is not None:
             self._on_groups(result.groups)
+        self._read_stats()
         self.last = result
         return result
+
+    def _read_stats(self) -> None:
+        if self._stats_interval is None:
+            return
+        now = self._monotonic()
+        if self._stats_read_at is not None and now - self._stats_read_at < self._stats_interval:
+            return
+        self._stats_read_at = now
+        try:
+            self.stats = self.kernel.dump_stats()
+        except IpvsError as error:
+            logger.warning("reading IPVS counters failed: %s", error)
 
 
 class ReconcileLoop:
