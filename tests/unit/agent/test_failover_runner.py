@@ -87,3 +87,24 @@ async def test_a_wrong_secret_is_not_a_peer(tmp_path: Path) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_vip_on_a_foreign_interface_is_reported_and_never_taken(tmp_path: Path) -> None:
+    vips = FakeVipAddresses(foreign={VIP: ["kube-ipvs0"]})
+    runner = FailoverRunner(node="solo", peers=[], secret=b"", lease_store=FileLeaseStore(tmp_path),
+                            vips=vips, bind=("127.0.0.1", 0))
+    runner.set_groups({"front": frozenset({VIP, "203.0.113.11"})})
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_until(lambda: "203.0.113.11" in vips.vips, timeout=3)
+        await asyncio.sleep(0.2)
+        status = runner.status()["front"]
+        assert status.role is Role.ACTIVE
+        assert status.conflicts == {VIP: ["kube-ipvs0"]}
+        assert VIP not in vips.vips
+        # the group goes away: our VIP is released, the foreign one was never ours
+        runner.set_groups({})
+        await wait_until(lambda: not vips.vips, timeout=3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
