@@ -101,7 +101,7 @@ class ObjectService:
     def _schema_node(self, rt: ResourceType) -> fieldmanager.SchemaNode:
         return fieldmanager.root_node(rt.schema if rt.is_custom else None)
 
-    def _check_namespace(self, rt: ResourceType, namespace: str) -> None:
+    def _check_namespace(self, rt: ResourceType, namespace: str, name: str) -> None:
         if not rt.namespaced:
             return
         ns = self.store.get(_NAMESPACE_KEY, "", namespace)
@@ -109,9 +109,9 @@ class ObjectService:
             raise not_found("", "namespaces", namespace)
         if ns["metadata"].get("deletionTimestamp"):
             raise forbidden(
-                f'{rt.kind.lower()} "{namespace}" is forbidden: unable to create new content in namespace '
+                f'{rt.qualified} "{name}" is forbidden: unable to create new content in namespace '
                 f"{namespace} because it is being terminated",
-                {"name": namespace, "kind": "namespaces"},
+                {"name": name, "group": rt.group, "kind": rt.plural},
             )
 
     # ---- reads ---------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ class ObjectService:
                     "MethodNotAllowed",
                     "create not allowed while custom resource definition is terminating",
                 )
-        self._check_namespace(rt, namespace)
+        self._check_namespace(rt, namespace, name)
         if self.store.get(rt.storage_key, namespace, name) is not None:
             raise already_exists(rt.group, rt.plural, name)
         for server_field in (
