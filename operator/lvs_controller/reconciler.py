@@ -203,10 +203,12 @@ class Reconciler:
         metadata = vs.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return await self._finalize(key, vs)
+        outcome = self.compute(key, vs)
+        # Publish first (it is what agents wait for), then the finalizer: a VirtualService deleted in
+        # between has its ResolvedService withdrawn by the next reconcile (and by ownerReference GC).
+        await self._publish(key, vs, outcome.resolved)
         if self.options.finalizer not in (metadata.get("finalizers") or []):
             vs = await self._add_finalizer(key, vs)
-        outcome = self.compute(key, vs)
-        await self._publish(key, vs, outcome.resolved)
         assert outcome.status is not None
         await self._write_status(key, vs, outcome)
         return None
@@ -316,7 +318,8 @@ class Reconciler:
             or old_accepted.get("message") != new_accepted.get("message")
         ):
             await self.recorder.emit(vs, "Warning", str(new_accepted["reason"]), str(new_accepted["message"]))
-        elif new_accepted.get("status") == "True" and old_accepted.get("status") != "True":
+        elif new_accepted.get("status") == "True" and old_accepted.get("status") == "False":
+            # Only a recovery is news; a first acceptance shows in the conditions (no Event per object).
             await self.recorder.emit(
                 vs, "Normal", "Accepted", f"generation {evaluation.generation} accepted and published"
             )
