@@ -148,7 +148,8 @@ class Throughput:
 async def run_engine(
     label: str, ports: list[int], check: CheckSpec, warmup: float, window: float
 ) -> Throughput:
-    engine = HealthEngine(NetworkProber(), default_active=True)
+    prober = NetworkProber()
+    engine = HealthEngine(prober, default_active=True)
     for port in ports:
         engine.subscribe("bench", str(port), LOOPBACK, port, check)
     async with engine:
@@ -159,6 +160,7 @@ async def run_engine(
         checks, failed = engine.probes_completed - checks0, engine.probes_failed - failed0
         cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
         softirq = softirq_thread_seconds() - softirq0
+    prober.close()
     return Throughput(label, len(ports), check.timing.interval, wall, checks, failed, cpu, softirq)
 
 
@@ -192,7 +194,8 @@ async def detection_latency(members: int, mode: str) -> list[float]:
                 all_down.set()
 
     timeout = 0.5
-    engine = HealthEngine(NetworkProber(), default_active=True, on_change=on_change)
+    prober = NetworkProber()
+    engine = HealthEngine(prober, default_active=True, on_change=on_change)
     blackholes: list[socket.socket] = []
     for port in ports:
         engine.subscribe("bench", str(port), LOOPBACK, port, tcp_check(1.0, timeout=timeout, fall=2))
@@ -207,6 +210,7 @@ async def detection_latency(members: int, mode: str) -> list[float]:
             down_at[str(port)] = loop.time()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_down.wait(), 2.0 * 2 + timeout + 2)
+    prober.close()
     for sock in blackholes:
         sock.close()
     return latencies

@@ -189,7 +189,8 @@ class HealthDirector:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        engine = HealthEngine(NetworkProber(), default_active=True)
+        prober = NetworkProber()
+        engine = HealthEngine(prober, default_active=True)
         binding = HealthBinding(engine, group_of=vip_group_of)
         # Built off the loop, as the agent does (pyroute2 runs a loop of its own while connecting).
         kernel = await asyncio.get_running_loop().run_in_executor(
@@ -225,6 +226,7 @@ class HealthDirector:
                         async with asyncio.timeout(0.5):
                             await engine.changes.get()
                             reconcile()
+        prober.close()
 
     def __enter__(self) -> HealthDirector:
         self.thread.start()

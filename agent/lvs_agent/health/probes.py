@@ -18,7 +18,6 @@ import functools
 import ipaddress
 import os
 import random
-import re
 import signal
 import socket
 import ssl
@@ -33,6 +32,7 @@ from lvs_agent.health.dns import (
     canonical_answer,
     parse_reply,
 )
+from lvs_agent.health.httpcheck import HttpResponseJudge, build_http_request, compiled_regex
 from lvs_agent.health.probe import ProbeResult
 from lvs_agent.health.reactor import ConnectReactor, SockAddr, os_error_reason
 from lvs_agent.health.spec import DnsProbe, ExecProbe, HttpProbe, ProbeSpec, TcpProbe, UdpProbe
@@ -40,7 +40,6 @@ from lvs_agent.health.spec import DnsProbe, ExecProbe, HttpProbe, ProbeSpec, Tcp
 EXEC_DISABLED_REASON = "exec checks are disabled on this agent (allow_exec is off)"
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _UDP_SILENT_OK = ProbeResult(True, "no ICMP error before the timeout")
-_USER_AGENT = "lvs-operator-health/1"
 _STDERR_TAIL = 200
 
 
@@ -121,25 +120,6 @@ def open_tcp_socket(
 # --- HTTP ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=65536)
-def build_http_request(spec: HttpProbe, address: str, port: int) -> bytes:
-    if spec.host is not None:
-        host = spec.host
-    else:
-        host = f"[{address}]" if ":" in address else address
-        if port != (443 if spec.tls else 80):
-            host = f"{host}:{port}"
-    return (
-        f"{spec.method} {spec.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {_USER_AGENT}\r\n"
-        "Accept: */*\r\nConnection: close\r\n\r\n"
-    ).encode("ascii", "strict")
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled_regex(pattern: str) -> re.Pattern[bytes]:
-    return re.compile(pattern.encode())
-
-
 def unverified_ssl_context() -> ssl.SSLContext:
     """TLS without certificate checks (``tls_verify: false``): members are often addressed by IP."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -148,47 +128,13 @@ def unverified_ssl_context() -> ssl.SSLContext:
     return context
 
 
-class _ChunkedIncomplete(Exception):
-    pass
-
-
-def _dechunk(data: bytes, limit: int) -> tuple[bytes, bool]:
-    """Decode a chunked body as far as it is available: (body so far, complete or limit reached)."""
-    body = bytearray()
-    offset = 0
-    while True:
-        line_end = data.find(b"\r\n", offset)
-        if line_end < 0:
-            return bytes(body), False
-        size_text = data[offset:line_end].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError as error:
-            raise _ChunkedIncomplete(f"bad chunk size {size_text!r}") from error
-        if size == 0:
-            return bytes(body), True
-        start = line_end + 2
-        chunk = data[start : start + size]
-        body += chunk
-        if len(body) >= limit:
-            return bytes(body[:limit]), True
-        if len(chunk) < size:
-            return bytes(body), False
-        offset = start + size + 2
-
-
 class _HttpCheckProtocol(asyncio.Protocol):
-    """Sends one request and decides health from the status line, headers and (if asked) the body."""
+    """HTTPS: sends one request over TLS and hands the response to an :class:`HttpResponseJudge`."""
 
     def __init__(self, request: bytes, spec: HttpProbe, done: asyncio.Future[ProbeResult]) -> None:
         self._request = request
-        self._spec = spec
+        self._judge = HttpResponseJudge(spec)
         self._done = done
-        self._buffer = bytearray()
-        self._status = 0
-        self._header_end = -1
-        self._content_length = -1
-        self._chunked = False
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -203,78 +149,17 @@ class _HttpCheckProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if self._header_end < 0:
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > 65536:
-                    self._finish(ProbeResult(False, "HTTP response headers larger than 64 KiB"))
-                return
-            self._header_end = end + 4
-            if not self._parse_head(bytes(self._buffer[:end])):
-                return
-        self._check_body(complete=False)
-
-    def _parse_head(self, head: bytes) -> bool:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-            self._finish(ProbeResult(False, f"malformed HTTP status line {lines[0][:80]!r}"))
-            return False
-        self._status = int(parts[1])
-        if self._status not in self._spec.expect_status:
-            expected = ",".join(str(code) for code in self._spec.expect_status)
-            self._finish(ProbeResult(False, f"HTTP {self._status}, expected {expected}"))
-            return False
-        if self._spec.body_regex is None or self._spec.method == "HEAD":
-            self._finish(ProbeResult(True, f"HTTP {self._status}"))
-            return False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length" and value.strip().isdigit():
-                self._content_length = int(value.strip())
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                self._chunked = True
-        return True
-
-    def _check_body(self, complete: bool) -> None:
-        limit = self._spec.max_body_bytes
-        raw = bytes(self._buffer[self._header_end :])
-        if self._chunked:
-            try:
-                body, finished = _dechunk(raw, limit)
-            except _ChunkedIncomplete as error:
-                self._finish(ProbeResult(False, f"malformed chunked body: {error}"))
-                return
-        else:
-            body = raw[:limit]
-            finished = len(raw) >= limit or (0 <= self._content_length <= len(raw))
-        if not (finished or complete):
-            return
-        assert self._spec.body_regex is not None
-        if _compiled_regex(self._spec.body_regex).search(body):
-            self._finish(ProbeResult(True, f"HTTP {self._status}, body matches"))
-        else:
-            reason = f"HTTP {self._status}, body does not match {self._spec.body_regex!r}"
-            self._finish(ProbeResult(False, reason))
+        if not self._done.done() and (verdict := self._judge.feed(data)) is not None:
+            self._finish(verdict)
 
     def eof_received(self) -> bool | None:
-        self._conclude_at_close()
+        if not self._done.done():
+            self._finish(self._judge.eof())
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None and not self._done.done():
-            self._done.set_result(ProbeResult(False, f"connection lost: {exc}"))
-        self._conclude_at_close()
-
-    def _conclude_at_close(self) -> None:
-        if self._done.done():
-            return
-        if self._header_end < 0:
-            self._finish(ProbeResult(False, "connection closed before a complete HTTP response"))
-        else:
-            self._check_body(complete=True)
+        if not self._done.done():
+            self._finish(self._judge.eof() if exc is None else self._judge.lost(exc))
 
 
 async def probe_http(
@@ -345,7 +230,7 @@ async def probe_udp(address: str, port: int, spec: UdpProbe, timeout: float) -> 
         return ProbeResult(False, os_error_reason(error.errno) if error.errno else str(error))
     finally:
         sock.close()
-    if spec.expect is None or _compiled_regex(spec.expect).search(reply):
+    if spec.expect is None or compiled_regex(spec.expect).search(reply):
         return ProbeResult(True, f"reply of {len(reply)} bytes")
     return ProbeResult(False, f"reply does not match {spec.expect[:40]!r}")
 
@@ -473,10 +358,17 @@ class NetworkProber:
                 return _ready(ProbeResult(False, f"cannot create socket: {error}"))
             return self._connect_reactor().connect(family, sockaddr, timeout)
         if isinstance(spec, HttpProbe):
-            context = None
             if spec.tls:
                 context = self._verify_context if spec.tls_verify else self._unverified_context
-            return probe_http(address, port, spec, timeout, context)
+                return probe_http(address, port, spec, timeout, context)
+            try:
+                family, sockaddr = _sockaddr(address, port)
+            except ValueError as error:
+                return _ready(ProbeResult(False, f"cannot create socket: {error}"))
+            request = build_http_request(spec, address, port)
+            return self._connect_reactor().exchange(
+                family, sockaddr, timeout, request, HttpResponseJudge(spec)
+            )
         if isinstance(spec, DnsProbe):
             return probe_dns(address, port, spec, timeout)
         if isinstance(spec, UdpProbe):

@@ -1,10 +1,13 @@
-"""TCP connect checks multiplexed on one epoll instance, which the event loop watches as a single reader.
+"""TCP connect checks and plain request/response exchanges (HTTP) multiplexed on one epoll instance,
+which the event loop watches as a single reader.
 
-Per check this costs a socket, a non-blocking ``connect``, one ``epoll_ctl`` (``EPOLLOUT|EPOLLONESHOT``)
+A connect check costs a socket, a non-blocking ``connect``, one ``epoll_ctl`` (``EPOLLOUT|EPOLLONESHOT``)
 and a ``close`` that also drops the registration: no asyncio selector bookkeeping, no per-check timer
-handle. Timeouts sit in one FIFO per timeout value (deadlines arrive in order, so each FIFO is sorted)
-behind a single loop timer. This roughly halves the Python cost of a connect check compared with
-``loop.add_writer`` + ``call_later`` per check.
+handle, no transport, no task. An exchange adds a ``send`` and ``recv`` calls, re-arming the one-shot
+registration between steps. Timeouts sit in one FIFO per timeout value (deadlines arrive in order, so
+each FIFO is sorted) behind a single loop timer. This roughly halves the Python cost of a connect check
+compared with ``loop.add_writer`` + ``call_later`` per check, and more for HTTP compared with a
+transport and protocol per check.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import select
 import socket
 import struct
+from typing import Protocol
 
 from lvs_agent.health.probe import ProbeResult
 
@@ -27,7 +31,29 @@ _ONESHOT_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 _NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
-_Pending = tuple[socket.socket, "asyncio.Future[ProbeResult]"]
+_ONESHOT_READ = select.EPOLLIN | select.EPOLLONESHOT
+
+
+class Judge(Protocol):
+    """Decides an exchange from the bytes received (see ``httpcheck.HttpResponseJudge``)."""
+
+    def feed(self, data: bytes) -> ProbeResult | None: ...
+
+    def eof(self) -> ProbeResult: ...
+
+    def lost(self, error: BaseException) -> ProbeResult: ...
+
+
+class _Exchange:
+    __slots__ = ("judge", "request", "sending")
+
+    def __init__(self, request: bytes, judge: Judge) -> None:
+        self.request = request
+        self.judge = judge
+        self.sending = False  # False while connecting
+
+
+_Pending = tuple[socket.socket, "asyncio.Future[ProbeResult]", _Exchange | None]
 _Deadline = tuple[float, int, socket.socket, "asyncio.Future[ProbeResult]"]
 
 
@@ -62,6 +88,19 @@ class ConnectReactor:
     def connect(
         self, family: socket.AddressFamily, sockaddr: SockAddr, timeout: float
     ) -> asyncio.Future[ProbeResult]:
+        """TCP connect check: ``connected`` or the reason it failed."""
+        return self._start(family, sockaddr, timeout, None)
+
+    def exchange(
+        self, family: socket.AddressFamily, sockaddr: SockAddr, timeout: float, request: bytes, judge: Judge
+    ) -> asyncio.Future[ProbeResult]:
+        """Connect, send ``request``, feed what comes back to ``judge`` until it decides (or the server
+        closes, or the timeout), then close with a reset."""
+        return self._start(family, sockaddr, timeout, _Exchange(request, judge))
+
+    def _start(
+        self, family: socket.AddressFamily, sockaddr: SockAddr, timeout: float, exchange: _Exchange | None
+    ) -> asyncio.Future[ProbeResult]:
         loop = self.loop
         future: asyncio.Future[ProbeResult] = loop.create_future()
         try:
@@ -70,17 +109,17 @@ class ConnectReactor:
             future.set_result(ProbeResult(False, f"cannot create socket: {error}"))
             return future
         code = sock.connect_ex(sockaddr)
-        if code == 0:
+        if code == 0 and exchange is None:
             close_with_reset(sock)
             future.set_result(CONNECTED)
             return future
-        if code != errno.EINPROGRESS:
+        if code not in (0, errno.EINPROGRESS):
             sock.close()
             future.set_result(ProbeResult(False, os_error_reason(code)))
             return future
         fd = sock.fileno()
-        self._epoll.register(fd, _ONESHOT_WRITE)
-        self._pending[fd] = (sock, future)
+        self._epoll.register(fd, _ONESHOT_WRITE)  # also right when already connected: writable at once
+        self._pending[fd] = (sock, future, exchange)
         deadline = loop.time() + timeout
         queue = self._deadlines.get(timeout)
         if queue is None:
@@ -93,19 +132,59 @@ class ConnectReactor:
     def _on_ready(self) -> None:
         pending = self._pending
         for fd, _events in self._epoll.poll(0):
-            entry = pending.pop(fd, None)
+            entry = pending.get(fd)
             if entry is None:
                 continue
-            sock, future = entry
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error:
-                sock.close()
-                result = ProbeResult(False, os_error_reason(error))
+            sock, future, exchange = entry
+            if exchange is None:
+                del pending[fd]
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error:
+                    sock.close()
+                    result = ProbeResult(False, os_error_reason(error))
+                else:
+                    close_with_reset(sock)
+                    result = CONNECTED
             else:
+                verdict = self._step(fd, sock, exchange)
+                if verdict is None:
+                    continue
+                del pending[fd]
                 close_with_reset(sock)
-                result = CONNECTED
+                result = verdict
             if not future.done():  # cancelled callers just drop the result
                 future.set_result(result)
+
+    def _step(self, fd: int, sock: socket.socket, exchange: _Exchange) -> ProbeResult | None:
+        """Advance an exchange by one readiness event; a verdict ends it."""
+        if not exchange.sending:
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                return ProbeResult(False, os_error_reason(error))
+            exchange.sending = True
+        if exchange.request:
+            try:
+                sent = sock.send(exchange.request)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                return exchange.judge.lost(error)
+            exchange.request = exchange.request[sent:]
+            self._epoll.modify(fd, _ONESHOT_WRITE if exchange.request else _ONESHOT_READ)
+            return None
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            self._epoll.modify(fd, _ONESHOT_READ)
+            return None
+        except OSError as error:
+            return exchange.judge.lost(error)
+        if not data:
+            return exchange.judge.eof()
+        verdict = exchange.judge.feed(data)
+        if verdict is None:
+            self._epoll.modify(fd, _ONESHOT_READ)
+        return verdict
 
     def _arm(self, at: float) -> None:
         if self._timer is not None:
@@ -147,7 +226,7 @@ class ConnectReactor:
             self._timer.cancel()
         if not self.loop.is_closed():
             self.loop.remove_reader(self._epoll.fileno())
-        for sock, future in self._pending.values():
+        for sock, future, _exchange in self._pending.values():
             sock.close()
             if not future.done():
                 future.cancel()

@@ -33,7 +33,11 @@ pytestmark = pytest.mark.timeout(30)
 
 
 async def probe(spec: ProbeSpec, port: int, timeout: float = 1.0, **prober_args: object) -> ProbeResult:
-    return await NetworkProber(**prober_args).probe(LOOPBACK, port, spec, timeout)  # type: ignore[arg-type]
+    prober = NetworkProber(**prober_args)  # type: ignore[arg-type]
+    try:
+        return await prober.probe(LOOPBACK, port, spec, timeout)
+    finally:
+        prober.close()
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -103,7 +107,10 @@ async def test_tcp_to_ipv6_loopback() -> None:
         pytest.skip("no IPv6 loopback")
     port = server.sockets[0].getsockname()[1]
     async with server:
-        assert (await NetworkProber().probe("::1", port, TcpProbe(), 1.0)).ok
+        prober = NetworkProber()
+        assert (await prober.probe("::1", port, TcpProbe(), 1.0)).ok
+        assert (await prober.probe("::1", port, HttpProbe(), 1.0)).reason.startswith("connection")
+        prober.close()
 
 
 async def test_invalid_address_is_a_failure_not_an_exception() -> None:
@@ -532,9 +539,8 @@ async def test_engine_notices_a_listener_closing_within_interval_times_fall() ->
     loop = asyncio.get_running_loop()
     changes: list[tuple[float, HealthChange]] = []
     check = CheckSpec(TcpProbe(), Timing(interval=0.2, timeout=0.2, rise=2, fall=2, jitter=0))
-    engine = HealthEngine(
-        NetworkProber(), default_active=True, on_change=lambda c: changes.append((loop.time(), c))
-    )
+    prober = NetworkProber()
+    engine = HealthEngine(prober, default_active=True, on_change=lambda c: changes.append((loop.time(), c)))
     async with engine:
         engine.subscribe("ns/svc", "m", LOOPBACK, port, check)
         for _ in range(50):
@@ -549,6 +555,7 @@ async def test_engine_notices_a_listener_closing_within_interval_times_fall() ->
             await asyncio.sleep(0.05)
             if len(changes) > 1:
                 break
+    prober.close()
     detected_at, change = changes[1]
     assert change.healthy is False
     assert "ECONNREFUSED" in change.reason
