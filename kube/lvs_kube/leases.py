@@ -106,7 +106,8 @@ def next_record(record: LeaseRecord, identity: str, decision: Decision, duration
         return LeaseRecord(
             identity, duration_seconds, record.acquire_time or stamp, stamp, record.transitions
         )
-    transitions = record.transitions + (1 if record.holder and record.holder != identity else 0)
+    # client-go's rule: every change of holder counts, including taking a released (empty) lease.
+    transitions = record.transitions + (1 if record.holder != identity else 0)
     return LeaseRecord(identity, duration_seconds, stamp, stamp, transitions)
 
 

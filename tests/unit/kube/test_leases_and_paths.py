@@ -48,7 +48,7 @@ def test_lease_decisions() -> None:
     assert decide(LeaseRecord(holder=""), "b", observed_change_at=99.0, now=100.0) is Decision.TAKE
 
 
-def test_next_record_counts_transitions_only_on_takeover() -> None:
+def test_next_record_counts_transitions_only_on_a_change_of_holder() -> None:
     held = LeaseRecord(
         holder="a", duration_seconds=15, transitions=3, acquire_time="2026-01-01T00:00:00.000000Z"
     )
@@ -59,7 +59,7 @@ def test_next_record_counts_transitions_only_on_takeover() -> None:
     taken = next_record(held, "b", Decision.TAKE, 15)
     assert taken.holder == "b"
     assert taken.transitions == 4
-    assert next_record(LeaseRecord(holder=""), "b", Decision.TAKE, 15).transitions == 0
+    assert next_record(LeaseRecord(holder="", transitions=4), "b", Decision.TAKE, 15).transitions == 5
 
 
 def test_lease_record_round_trip() -> None:
