@@ -468,6 +468,14 @@ class ObjectService:
         if body_meta.get("name") and body_meta["name"] != name:
             raise bad_request("the name of the object does not match the name on the URL")
         requested_rv = body_meta.get("resourceVersion")
+        if not requested_rv and rt.is_custom:
+            # Custom resources allow no unconditional update (upstream's CR strategy), unlike most built-ins.
+            cause = FieldCause(
+                "FieldValueInvalid",
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            )
+            raise invalid(rt.kind, rt.group, name, [cause])
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise stale_write(rt.group, rt.plural, name)
         new = self._merge_identity(rt, old, to_storage(rt.group, copy.deepcopy(body)), subresource)

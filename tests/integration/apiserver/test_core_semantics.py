@@ -630,3 +630,20 @@ def test_crd_deletion_waits_for_its_custom_resources(make_apiserver: Any) -> Non
 
     wait_until(crd_gone)
     client.close()
+
+
+def test_custom_resources_need_a_resource_version_to_replace(
+    kube_api: Any, namespace: str, widgets: Any
+) -> None:
+    api = custom(kube_api)
+    created = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("r"))
+    with pytest.raises(ApiException) as error:
+        api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "r", widget("r", size=5))
+    assert error.value.status == 422
+    assert "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update" in error.value.body
+    body = widget("r", size=5)
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    assert (
+        api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "r", body)["spec"]["size"]
+        == 5
+    )
