@@ -388,6 +388,15 @@ async def scale(client: KubeClient, processes: Processes, count: int, changes: i
         print(f"    controller RSS with {count} services cached: {rss:.0f} MB")
 
 
+def cpu_seconds(process: subprocess.Popen[bytes] | None) -> float:
+    """user+system CPU time of a process so far (from /proc), to tell the controller's cost from the
+    API server's."""
+    if process is None:
+        return 0.0
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(process: subprocess.Popen[bytes] | None) -> float | None:
     if process is None:
         return None
@@ -409,8 +418,15 @@ async def main_async(args: argparse.Namespace) -> None:
         await wait_metrics(processes)
         async with KubeClient(load_kubeconfig(str(processes.kubeconfig)), max_connections=64) as client:
             if args.burst:
+                controller_cpu, server_cpu = cpu_seconds(processes.controller), cpu_seconds(processes.server)
                 await burst(client, args.burst)
                 await wait_idle(processes)
+                controller_cpu = cpu_seconds(processes.controller) - controller_cpu
+                server_cpu = cpu_seconds(processes.server) - server_cpu
+                print(
+                    f"    CPU per VirtualService: controller {ms(controller_cpu / args.burst)}, "
+                    f"API server {ms(server_cpu / args.burst)} (2 cores shared with other jobs)"
+                )
             if args.services:
                 await scale(client, processes, args.services, args.changes)
         samples = processes.metrics()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from lvs_kube import ApiError, KubeClient
+from lvs_kube import ApiError, Conflict, KubeClient
 from lvs_kube import resources as res
 
 from lvs_controller import metrics
@@ -112,6 +112,11 @@ class Controller:
             requeue_after = await self.reconciler.reconcile(key)
             metrics.RECONCILES.labels("ok").inc()
             logger.debug("reconciled", extra={"object": f"VirtualService {key[0]}/{key[1]}"})
+        except Conflict:
+            # A write raced a newer version of the object; its watch event is on the way. Not an error.
+            metrics.RECONCILES.labels("conflict").inc()
+            logger.info("stale write, retrying", extra={"object": f"VirtualService {key[0]}/{key[1]}"})
+            requeue_after = 0.2
         except Exception as error:
             metrics.RECONCILES.labels("error").inc()
             metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()

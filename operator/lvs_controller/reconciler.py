@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lvs_api.models import RealServerPoolSpec, ResolvedServiceSpec, VirtualServiceSpec
-from lvs_kube import ApiError, Conflict, EventRecorder, KubeClient, NotFound
+from lvs_kube import ApiError, EventRecorder, KubeClient, NotFound
 from lvs_kube import resources as res
 from pydantic import ValidationError
 
@@ -233,10 +233,8 @@ class Reconciler:
         metadata = vs.get("metadata") or {}
         finalizers = [*(metadata.get("finalizers") or []), self.options.finalizer]
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": metadata.get("resourceVersion")}}
-        try:
-            updated = await self.client.patch(res.VIRTUAL_SERVICE, key[1], patch, key[0])
-        except Conflict:
-            raise  # stale cache: the newer version's event requeues the key
+        # A Conflict (stale cache) propagates: the worker retries once the newer version is in the cache.
+        updated = await self.client.patch(res.VIRTUAL_SERVICE, key[1], patch, key[0])
         self._recorded(Kind.VIRTUAL_SERVICE, updated, key, False)
         return updated
 
