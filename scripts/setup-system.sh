@@ -17,6 +17,7 @@ have tc || need+=(iproute2)
 have nft || need+=(nftables)
 have mount || need+=(mount)
 have openssl || need+=(openssl)             # the embedded API server's self-signed TLS certificate
+have keepalived || need+=(keepalived)       # bench/failover_bench.py compares failover with its VRRP
 have apt-get || { echo "setup-system: not a Debian system (no apt-get)" >&2; exit 1; }
 
 real_kvm() {
