@@ -21,6 +21,11 @@ import yaml
 from kubernetes.client import ApiException
 from lvs_apiserver.testing import ServerThread
 
+from .widgets import GROUP as W_GROUP
+from .widgets import PLURAL as W_PLURAL
+from .widgets import VERSION as W_VERSION
+from .widgets import widget, widget_crd
+
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
 pytestmark = pytest.mark.integration
@@ -185,6 +190,11 @@ def test_sqlite_state_survives_restart(make_apiserver: Callable[..., ServerThrea
     created = kubernetes.client.CoreV1Api(client).create_namespaced_config_map(
         "default", {"metadata": {"name": "kept"}, "data": {"a": "1"}}
     )
+    kubernetes.client.ApiextensionsV1Api(client).create_custom_resource_definition(widget_crd())
+    time.sleep(0.2)
+    kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
+        W_GROUP, W_VERSION, "default", W_PLURAL, widget("persisted", size=4)
+    )
     client.close()
     first.stop()
     second = make_apiserver(state_path=state)
@@ -195,6 +205,11 @@ def test_sqlite_state_survives_restart(make_apiserver: Callable[..., ServerThrea
         "default", {"metadata": {"name": "later"}}
     )
     assert int(newer.metadata.resource_version) > int(created.metadata.resource_version)
+    # CRDs are served again after the restart, with their objects
+    persisted = kubernetes.client.CustomObjectsApi(client).get_namespaced_custom_object(
+        W_GROUP, W_VERSION, "default", W_PLURAL, "persisted"
+    )
+    assert persisted["spec"]["size"] == 4
     client.close()
 
 
