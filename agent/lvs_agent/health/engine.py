@@ -356,9 +356,10 @@ class HealthEngine:
             waits.append(self._reporter_task)
         await asyncio.gather(*waits, return_exceptions=True)
         self._reporter_task = None
-        if self._reporter is not None:
+        if self._reporter is not None:  # last reports out, but never hang a shutdown on the API
             with contextlib.suppress(Exception):
-                await self._reporter.flush()
+                async with asyncio.timeout(5.0):
+                    await self._reporter.flush()
 
     async def __aenter__(self) -> HealthEngine:
         await self.start()

@@ -169,6 +169,11 @@ class HttpServer:
             writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nready")
         elif path == "/slow":
             await asyncio.sleep(5)
+        elif path == "/trickle":  # the answer in small pieces with pauses: several reads per check
+            for piece in (b"HTTP/1.1 200 OK\r\n", b"Content-Length: 11\r\n\r\n", b"status: ", b"ok!"):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.05)
         elif path == "/garbage":
             writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
         elif path == "/close":
@@ -199,6 +204,7 @@ async def http_server() -> AsyncIterator[HttpServer]:
         (HttpProbe(path="/until-close", body_regex="^ready$"), True, "body matches"),
         (HttpProbe(path="/fail", method="HEAD"), False, "HTTP 500"),
         (HttpProbe(path="/garbage"), False, "malformed HTTP status line"),
+        (HttpProbe(path="/trickle", body_regex="status: ok!$"), True, "body matches"),
         (HttpProbe(path="/close"), False, "connection closed before a complete HTTP response"),
     ],
 )
