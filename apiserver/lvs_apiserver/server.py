@@ -137,6 +137,8 @@ class ApiServer:
 
     async def stop(self) -> None:
         await self.controllers.stop()
+        self.store.close_all_subscriptions()  # watch handlers end now instead of at the shutdown timeout
+        await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -212,6 +212,11 @@ class Store:
         for subscription in self._subscriptions.get(storage_key, ()):
             subscription.queue.put_nowait(marker)
 
+    def close_all_subscriptions(self) -> None:
+        """End every open watch (server shutdown)."""
+        for storage_key in list(self._subscriptions):
+            self.close_subscriptions(storage_key)
+
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions[subscription.storage_key].discard(subscription)
 
