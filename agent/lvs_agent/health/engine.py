@@ -11,7 +11,8 @@ Shape::
   per interval); services that differ only in rise/fall share the job and keep their own counters.
 - **Delivery**: each transition goes, for subscriptions whose VIP group is active here, to
   :attr:`HealthEngine.changes` (a coalescing feed for the IPVS reconcile, no API round trip), to the
-  optional ``on_change`` callback and to the ``event_hook`` (a Kubernetes Event writer); for every
+  optional ``on_change`` callback and to the ``event_hook`` (a Kubernetes Event writer, at most one
+  event per member every ``event_min_interval`` seconds, later ones collapsed); for every
   subscription, active or not, to the :class:`~lvs_agent.health.report.HealthReporter` and to the log.
 - **Active switch**: :meth:`HealthEngine.set_active` per VIP group. A standby keeps probing (warm state)
   but its transitions do not reach the feed; when its group becomes active the feed receives the current
@@ -283,6 +284,61 @@ class _Scheduler:
         self._heap.clear()
 
 
+class _EventLimiter:
+    """At most one Event per (service, member) every ``min_interval`` seconds: a flapping member must not
+    flood the API with Events either. Held back events collapse into one, sent when the interval is up,
+    carrying the latest state and how many changes it stands for."""
+
+    def __init__(self, min_interval: float, emit: Callable[[HealthEvent], None]) -> None:
+        self._min_interval = min_interval
+        self._emit = emit
+        self._last_sent: dict[SubscriptionKey, float] = {}
+        self._held: dict[SubscriptionKey, tuple[HealthEvent, int]] = {}
+        self._timers: dict[SubscriptionKey, asyncio.TimerHandle] = {}
+        self.suppressed = 0
+
+    def offer(self, event: HealthEvent) -> None:
+        key = (event.service, event.member)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        last = self._last_sent.get(key)
+        if last is None or now - last >= self._min_interval:
+            self._last_sent[key] = now
+            self._emit(event)
+            return
+        self.suppressed += 1
+        _, count = self._held.get(key, (event, 0))
+        self._held[key] = (event, count + 1)
+        if key not in self._timers:
+            self._timers[key] = loop.call_at(last + self._min_interval, self._release, key)
+
+    def _release(self, key: SubscriptionKey) -> None:
+        self._timers.pop(key, None)
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        event, count = held
+        self._last_sent[key] = asyncio.get_running_loop().time()
+        note = (
+            f" ({count} change(s) in {self._min_interval:g}s collapsed into this event)" if count > 1 else ""
+        )
+        self._emit(event._replace(message=event.message + note))
+
+    def forget(self, key: SubscriptionKey) -> None:
+        self._last_sent.pop(key, None)
+        self._held.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Cancel the timers and send what is held (the latest state of each member) now."""
+        for key in list(self._timers):
+            self._timers.pop(key).cancel()
+            self._release(key)
+        self._held.clear()
+
+
 OnChange = Callable[[HealthChange], None]
 EventHook = Callable[[HealthEvent], None]
 
@@ -306,6 +362,7 @@ class HealthEngine:
         event_hook: EventHook | None = None,
         reporter: HealthReporter | None = None,
         resolution: float = 0.01,
+        event_min_interval: float = 30.0,
     ) -> None:
         self._prober = prober
         self._resolution = resolution
@@ -315,6 +372,7 @@ class HealthEngine:
         self._default_active = default_active
         self._on_change = on_change
         self._event_hook = event_hook
+        self._events = _EventLimiter(event_min_interval, self._emit_event)
         self._reporter = reporter
         self._reporter_task: asyncio.Task[None] | None = None
         self._subscriptions: dict[SubscriptionKey, Subscription] = {}
@@ -326,6 +384,11 @@ class HealthEngine:
         self.probes_completed = 0
         self.probes_failed = 0
         self.transitions = 0
+
+    @property
+    def events_suppressed(self) -> int:
+        """Events held back by the per-member rate limit (collapsed into later ones)."""
+        return self._events.suppressed
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -341,6 +404,7 @@ class HealthEngine:
 
     async def stop(self) -> None:
         self._running = False
+        self._events.close()
         if self._scheduler is not None:
             self._scheduler.close()
             self._scheduler = None
@@ -442,6 +506,7 @@ class HealthEngine:
                 if job.in_flight is not None:
                     job.in_flight.cancel()
                     job.in_flight = None
+        self._events.forget(subscription.key)
         if self._reporter is not None:
             self._reporter.record(self._report(subscription, None, "unsubscribed", removed=True))
         return True
@@ -640,7 +705,7 @@ class HealthEngine:
                 f"{'healthy' if healthy else 'unhealthy'}: {count} {tracker.job.probe_kind} checks "
                 f"{verdict} in a row; last: {reason}"
             )
-            self._emit_event(
+            self._events.offer(
                 HealthEvent(
                     subscription.service,
                     subscription.member,

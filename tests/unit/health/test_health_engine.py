@@ -392,3 +392,27 @@ async def test_snapshot_reports_every_subscription() -> None:
     assert snapshot["x"].reason == EXEC_DISABLED_REASON
     assert snapshot[B].reason == "scripted down"
     assert snapshot[B].since is not None and snapshot[B].since <= WALL_EPOCH + 2
+
+
+async def test_events_of_a_flapping_member_are_rate_limited_and_end_on_the_last_state() -> None:
+    prober = ScriptedProber()
+    events: list[tuple[float, HealthEvent]] = []
+    engine = make_engine(
+        prober, event_hook=lambda event: events.append((now(), event)), event_min_interval=30.0
+    )
+    async with engine:
+        engine.subscribe("shop/web", A, A, 80, tcp(interval=1.0, rise=1, fall=1))
+        engine.subscribe("shop/api", A, A, 80, tcp(interval=1.0, rise=1, fall=1))
+        await asyncio.sleep(1.5)
+        for _ in range(41):  # 41 flips, one a second: ends unhealthy
+            prober.up[(A, 80)] = not prober.up.get((A, 80), True)
+            await asyncio.sleep(1)
+        await asyncio.sleep(40)
+    for service in ("shop/web", "shop/api"):
+        mine = [(at, event) for at, event in events if event.service == service]
+        times = [at for at, _ in mine]
+        assert all(later - earlier >= 30.0 - 1e-6 for earlier, later in itertools.pairwise(times)), times
+        assert len(mine) <= 4
+        assert mine[-1][1].reason == "MemberUnhealthy"  # the state it settled in
+        assert "collapsed into this event" in mine[-1][1].message
+    assert engine.events_suppressed > 60
