@@ -41,6 +41,10 @@ class Controller:
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.primed = asyncio.Event()
+        # RealServerPool / VIPPool status: a queue of its own, debounced, so a burst of VirtualServices
+        # folds into a few pool status writes.
+        self.pool_queue: WorkQueue[tuple[Kind, ObjectKey]] = WorkQueue()
+        self.pool_status_delay = 0.5
         reconciler.on_written = self.record_write
 
     @property
@@ -68,6 +72,11 @@ class Controller:
         for key in affected:
             self.queue.add(key)
         metrics.QUEUE_DEPTH.set(len(self.queue))
+        if kind in (Kind.REAL_SERVER_POOL, Kind.VIP_POOL) and current is not None:
+            self.pool_queue.add((kind, key_of(current)))
+        elif kind is Kind.VIRTUAL_SERVICE:
+            for version in (previous, current):
+                self._pool_status_soon(version)
 
     def record_write(
         self, kind: Kind, event_type: str, obj: Mapping[str, Any], source: ObjectKey, affects_others: bool
@@ -80,6 +89,22 @@ class Controller:
         if affects_others:
             for key in affected - {source}:
                 self.queue.add(key)
+        if kind is Kind.RESOLVED_SERVICE:
+            self._pool_status_soon(self.world.get(Kind.VIRTUAL_SERVICE, source))
+            for pool_key, _ in self.world.items(Kind.VIP_POOL):
+                self._later(self.pool_queue.add, (Kind.VIP_POOL, pool_key))
+
+    def _later(self, callback: Any, key: Any) -> None:
+        asyncio.get_running_loop().call_later(self.pool_status_delay, callback, key)
+
+    def _pool_status_soon(self, vs: Mapping[str, Any] | None) -> None:
+        """The pool a VirtualService uses may show new members or users: refresh its status shortly."""
+        if vs is None or not self.primed.is_set():
+            return
+        pool_ref = (vs.get("spec") or {}).get("poolRef")
+        if isinstance(pool_ref, Mapping) and pool_ref.get("name"):
+            namespace = str((vs.get("metadata") or {}).get("namespace") or "")
+            self._later(self.pool_queue.add, (Kind.REAL_SERVER_POOL, (namespace, str(pool_ref["name"]))))
 
     async def prime(self) -> None:
         """List every watched kind before the first reconcile, so that no decision is taken on a partial
@@ -103,6 +128,9 @@ class Controller:
         self.primed.set()
         for key, _ in self.world.items(Kind.VIRTUAL_SERVICE):
             self.queue.add(key)
+        for kind in (Kind.REAL_SERVER_POOL, Kind.VIP_POOL):
+            for key, _ in self.world.items(kind):
+                self.pool_queue.add((kind, key))
         logger.info("cache primed", extra={"virtualServices": self.world.count(Kind.VIRTUAL_SERVICE)})
 
     async def _process(self, key: ObjectKey) -> None:
@@ -129,10 +157,24 @@ class Controller:
         if requeue_after is not None:
             asyncio.get_running_loop().call_later(requeue_after, self.queue.add, key)
 
+    async def _process_pool(self, item: tuple[Kind, ObjectKey]) -> None:
+        kind, key = item
+        try:
+            await self.reconciler.reconcile_pool_status(kind, key)
+        except Conflict:
+            self._later(self.pool_queue.add, item)
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels("PoolStatus").inc()
+            logger.exception(
+                "pool status failed", extra={"object": f"{kind.value} {'/'.join(filter(None, key))}"}
+            )
+            self._later(self.pool_queue.add, item)
+
     async def run_workers(self) -> None:
         await self.primed.wait()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.queue.run_workers(self.workers, self._process))
+            group.create_task(self.pool_queue.run_workers(2, self._process_pool))
             if self.resync_seconds > 0:
                 group.create_task(self._resync())
 

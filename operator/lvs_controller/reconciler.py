@@ -25,6 +25,7 @@ from lvs_kube import resources as res
 from pydantic import ValidationError
 
 from lvs_controller.dependencies import DependencyIndex
+from lvs_controller.pool_status import pool_status, pool_status_differs, vip_pool_status
 from lvs_controller.resolution import resolve_fallback, resolve_members
 from lvs_controller.status import DirectorFold, Evaluation, desired_status, fold_reports, status_differs
 from lvs_controller.validation import (
@@ -339,6 +340,33 @@ class Reconciler:
         logger.info("withdrew resolved state", extra={"object": _name(key)})
         gone = {**current, "metadata": {**(current.get("metadata") or {}), "resourceVersion": ""}}
         self._recorded(Kind.RESOLVED_SERVICE, gone, key, True, event_type="DELETED")
+
+    async def reconcile_pool_status(self, kind: Kind, key: ObjectKey) -> None:
+        """Write a RealServerPool's or VIPPool's status when it differs from what the cache shows."""
+        obj = self.world.get(kind, key)
+        if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        if kind is Kind.REAL_SERVER_POOL:
+            users = [
+                vs_key
+                for vs_key in self.index.by_pool.get(key, set())
+                if ((self.world.get(Kind.VIRTUAL_SERVICE, vs_key) or {}).get("spec") or {})
+                .get("poolRef", {})
+                .get("name")
+                == key[1]
+            ]
+            desired = pool_status(key, obj, users, self.world)
+            resource = res.REAL_SERVER_POOL
+        else:
+            desired = vip_pool_status(obj, self.world)
+            resource = res.VIP_POOL
+        if not pool_status_differs(desired, obj.get("status")):
+            return
+        try:
+            written = await self.client.patch_status(resource, key[1], desired, key[0] or None)
+        except NotFound:
+            return
+        self._recorded(kind, written, key, False)
 
     def _listed_by(self, key: ObjectKey) -> list[str]:
         name = f"{key[0]}/{key[1]}"

@@ -208,6 +208,13 @@ def _address_sort_key(address: str) -> tuple[int, ...]:
 def resolve_members(
     spec: VirtualServiceSpec, pool: RealServerPoolSpec, namespace: str, world: World
 ) -> list[ResolvedMember]:
+    return resolve_pool_members(pool, namespace, spec.ipv6, world)
+
+
+def resolve_pool_members(
+    pool: RealServerPoolSpec, namespace: str, ipv6: bool, world: World
+) -> list[ResolvedMember]:
+    """The pool's members of one address family."""
     members: list[ResolvedMember] = [
         ResolvedMember(
             address=m.address,
@@ -219,16 +226,16 @@ def resolve_members(
             check_port=m.check_port,
         )
         for m in pool.members
-        if _family_matches(m.address, spec.ipv6)
+        if _family_matches(m.address, ipv6)
     ]
     selector = pool.selector
     if selector is not None:
         if selector.service is not None:
-            members += service_members(selector, selector.service, namespace, spec.ipv6, world)
+            members += service_members(selector, selector.service, namespace, ipv6, world)
         elif selector.pods is not None:
-            members += pod_members(selector, namespace, spec.ipv6, world)
+            members += pod_members(selector, namespace, ipv6, world)
         elif selector.nodes is not None:
-            members += node_members(selector, spec.ipv6, world)
+            members += node_members(selector, ipv6, world)
     return _dedupe_sorted(members)
 
 

@@ -107,6 +107,26 @@ def test_create_update_delete_with_kubectl_apply(
     assert condition(obj, "Ready")["status"] == "False"
     assert obj["status"]["observedGeneration"] == 1
 
+    # Pool and VIPPool status (printer columns): members, users, claimed addresses.
+    pool = wait_for(
+        lambda: (
+            (p := cluster.get("realserverpools.lvs.io", "web", namespace))
+            and p.get("status", {}).get("usedBy") == ["web"]
+            and p
+        ),
+        what="pool status",
+    )
+    assert pool["status"]["resolvedMembers"] == 2
+    assert condition(pool, "Accepted")["status"] == "True"
+    assert condition(pool, "Resolved")["status"] == "True"
+    wait_for(
+        lambda: (
+            (cluster.get("vippools.lvs.io", f"p-{namespace}") or {}).get("status", {}).get("claimedAddresses")
+            == 1
+        ),
+        what="VIPPool claimedAddresses",
+    )
+
     # Update the pool: the resolved members follow.
     cluster.apply(real_server_pool(namespace, members=[{"address": "198.51.100.13"}]))
     wait_for(

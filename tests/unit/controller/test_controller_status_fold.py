@@ -140,3 +140,39 @@ def test_unchanged_inputs_fold_to_the_same_status_and_keep_transition_times() ->
     times = {c["type"]: c["lastTransitionTime"] for c in changed["conditions"]}
     assert times["Accepted"] == "2026-01-03T00:00:00Z"
     assert times["Conflict"] == "2026-01-01T00:00:00Z"
+
+
+def test_pool_and_vip_pool_status() -> None:
+    from controller_fixtures import pool, vip_pool, world_with
+    from lvs_controller.pool_status import pool_status, pool_status_differs, vip_pool_status
+    from lvs_controller.world import Kind
+
+    world, _ = world_with()
+    status = pool_status(
+        ("shop", "web"), pool(), [("shop", "b"), ("shop", "a"), ("other", "x")], world, now="t0"
+    )
+    assert status["usedBy"] == ["a", "b"]
+    assert status["resolvedMembers"] == 2
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Accepted": "True", "Resolved": "True"}
+    again = pool_status(
+        ("shop", "web"), {**pool(), "status": status}, [("shop", "a"), ("shop", "b")], world, "t1"
+    )
+    assert not pool_status_differs(again, status)
+    empty = pool_status(("shop", "web"), pool(members=[{"address": "2001:db8::1"}]), [], world, now="t2")
+    assert empty["resolvedMembers"] == 1  # no user: the static members' family
+    broken = pool_status(("shop", "web"), pool(members=[], selector=None), [], world, now="t3")
+    assert broken["conditions"][0]["reason"] == "InvalidSpec"
+
+    resolved = {
+        "kind": "ResolvedService",
+        "metadata": {"name": "a", "namespace": "shop", "resourceVersion": "1"},
+        "spec": {"service": {"vip": "203.0.113.10"}},
+    }
+    outside = {
+        "kind": "ResolvedService",
+        "metadata": {"name": "b", "namespace": "shop", "resourceVersion": "1"},
+        "spec": {"service": {"vip": "192.0.2.1"}},
+    }
+    world.apply_event(Kind.RESOLVED_SERVICE, "ADDED", resolved)
+    world.apply_event(Kind.RESOLVED_SERVICE, "ADDED", outside)
+    assert vip_pool_status(vip_pool(), world, now="t4")["claimedAddresses"] == 1
