@@ -128,6 +128,8 @@ class Controller:
         self.primed.set()
         for key, _ in self.world.items(Kind.VIRTUAL_SERVICE):
             self.queue.add(key)
+        for key, _ in self.world.items(Kind.RESOLVED_SERVICE):
+            self.queue.add(key)  # one whose VirtualService went while no controller ran is withdrawn
         for kind in (Kind.REAL_SERVER_POOL, Kind.VIP_POOL):
             for key, _ in self.world.items(kind):
                 self.pool_queue.add((kind, key))
