@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import heapq
 import itertools
 import logging
@@ -159,7 +158,7 @@ class Subscription:
 
     @property
     def healthy(self) -> Health:
-        return None if self.tracker is None else self.tracker.state.healthy
+        return None if self.tracker is None else self.tracker.healthy
 
     @property
     def active(self) -> bool:
@@ -180,38 +179,41 @@ class Subscription:
         )
 
 
-class _Tracker:
-    __slots__ = ("job", "state", "subscriptions")
+class _Tracker(RiseFall):
+    """The rise/fall state of one job for one (rise, fall) pair, and the subscriptions that share it.
+    Lists, not dicts: almost always one element, and memory counts at 100,000 members."""
+
+    __slots__ = ("job", "subscriptions")
 
     def __init__(self, job: _Job, rise: int, fall: int) -> None:
+        super().__init__(rise, fall)
         self.job = job
-        self.state = RiseFall(rise, fall)
-        self.subscriptions: dict[SubscriptionKey, Subscription] = {}
+        self.subscriptions: list[Subscription] = []
 
 
 class _Job:
     __slots__ = (
         "_rng",
         "due",
+        "engine",
         "first_delay",
         "in_flight",
         "key",
         "last_result",
-        "on_done",
         "probe_kind",
         "removed",
         "started",
         "trackers",
     )
 
-    def __init__(self, key: JobKey, on_done: Callable[[_Job, asyncio.Future[ProbeResult]], None]) -> None:
+    def __init__(self, key: JobKey, engine: HealthEngine) -> None:
         self.key = key
-        self.trackers: dict[tuple[int, int], _Tracker] = {}
+        self.engine = engine
+        self.trackers: list[_Tracker] = []
         self.due: float | None = None  # when the next probe is scheduled; None while not scheduled
         self.started = 0.0
         self.in_flight: asyncio.Future[ProbeResult] | None = None
         self.removed = False
-        self.on_done = functools.partial(on_done, self)
         self.last_result: ProbeResult | None = None
         self.probe_kind = key.probe.kind
         # Stable spread: the same check always lands at the same offset, across restarts too.
@@ -223,6 +225,16 @@ class _Job:
         """Next value in [0, 1) of a tiny per-job LCG (a ``random.Random`` per job would cost 2.5 KB)."""
         self._rng = (self._rng * 6364136223846793005 + 1442695040888963407) & _U64
         return (self._rng >> 11) / float(1 << 53)
+
+    def __call__(self, future: asyncio.Future[ProbeResult]) -> None:
+        """Done callback of this job's probe (the job itself, rather than a partial per job)."""
+        self.engine._probe_done(self, future)
+
+    def tracker(self, rise: int, fall: int) -> _Tracker | None:
+        for tracker in self.trackers:
+            if tracker.rise == rise and tracker.fall == fall:
+                return tracker
+        return None
 
     def next_period(self) -> float:
         jitter = self.key.jitter
@@ -469,17 +481,18 @@ class HealthEngine:
         )
         job = self._jobs.get(job_key)
         if job is None:
-            job = self._jobs[job_key] = _Job(job_key, self._probe_done)
+            job = self._jobs[job_key] = _Job(job_key, self)
             if self._running:
                 self._schedule_first(job)
-        tracker = job.trackers.get((timing.rise, timing.fall))
+        tracker = job.tracker(timing.rise, timing.fall)
         if tracker is None:
-            tracker = job.trackers[(timing.rise, timing.fall)] = _Tracker(job, timing.rise, timing.fall)
-        tracker.subscriptions[key] = subscription
+            tracker = _Tracker(job, timing.rise, timing.fall)
+            job.trackers.append(tracker)
+        tracker.subscriptions.append(subscription)
         subscription.tracker = tracker
-        known = tracker.state.healthy
+        known = tracker.healthy
         if known is not None:  # joined a check that already knows the answer
-            reason = tracker.state.last_reason
+            reason = tracker.last_reason
             self._deliver(subscription, tracker, healthy=known, previous=None, reason=reason, events=False)
         return subscription
 
@@ -495,10 +508,10 @@ class HealthEngine:
         tracker = subscription.tracker
         if tracker is not None:
             subscription.tracker = None
-            del tracker.subscriptions[subscription.key]
+            tracker.subscriptions.remove(subscription)
             job = tracker.job
             if not tracker.subscriptions:
-                del job.trackers[(tracker.state.rise, tracker.state.fall)]
+                job.trackers.remove(tracker)
             if not job.trackers:
                 del self._jobs[job.key]
                 job.removed = True
@@ -578,9 +591,9 @@ class HealthEngine:
             for key in self._group_members.get(group, ()):
                 subscription = self._subscriptions[key]
                 tracker = subscription.tracker
-                known = None if tracker is None else tracker.state.healthy
+                known = None if tracker is None else tracker.healthy
                 if tracker is not None and known is not None:
-                    reason = tracker.state.last_reason
+                    reason = tracker.last_reason
                     self._emit_change(subscription, tracker, healthy=known, previous=None, reason=reason)
         logger.info(
             "health group %r is now %s on this director",
@@ -610,7 +623,7 @@ class HealthEngine:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(error)
         job.in_flight = future
-        future.add_done_callback(job.on_done)
+        future.add_done_callback(job)
 
     def _probe_done(self, job: _Job, future: asyncio.Future[ProbeResult]) -> None:
         if job.in_flight is not future:
@@ -628,8 +641,8 @@ class HealthEngine:
         if not result.ok:
             self.probes_failed += 1
         now = self._clock.now()
-        for tracker in list(job.trackers.values()):
-            transition = tracker.state.observe(result.ok, result.reason, now)
+        for tracker in list(job.trackers):
+            transition = tracker.observe(result.ok, result.reason, now)
             if transition is not None:
                 self._on_transition(tracker, transition)
         if job.removed or self._scheduler is None:
@@ -644,7 +657,7 @@ class HealthEngine:
     def _on_transition(self, tracker: _Tracker, transition: Transition) -> None:
         self.transitions += 1
         job = tracker.job
-        subscriptions = list(tracker.subscriptions.values())
+        subscriptions = list(tracker.subscriptions)
         services = sorted({sub.service for sub in subscriptions})
         applied = any(sub.active for sub in subscriptions)
         state = "healthy" if transition.healthy else "unhealthy"
@@ -667,7 +680,7 @@ class HealthEngine:
                 "healthy": transition.healthy,
                 "previous": transition.previous,
                 "reason": transition.reason,
-                "flaps": tracker.state.flaps,
+                "flaps": tracker.flaps,
                 "applied": applied,
             },
         )
@@ -697,7 +710,7 @@ class HealthEngine:
             return
         self._emit_change(subscription, tracker, healthy=healthy, previous=previous, reason=reason)
         if events and self._event_hook is not None:
-            state = tracker.state
+            state = tracker
             count = state.rise if healthy else state.fall
             verdict = "passed" if healthy else "failed"
             message = (
@@ -718,7 +731,7 @@ class HealthEngine:
     def _emit_change(
         self, subscription: Subscription, tracker: _Tracker, *, healthy: bool, previous: Health, reason: str
     ) -> None:
-        state = tracker.state
+        state = tracker
         change = HealthChange(
             subscription.service,
             subscription.member,
@@ -769,13 +782,13 @@ class HealthEngine:
 
     def _last_reason(self, subscription: Subscription) -> str:
         tracker = subscription.tracker
-        return "" if tracker is None else tracker.state.last_reason
+        return "" if tracker is None else tracker.last_reason
 
     def _report(
         self, subscription: Subscription, healthy: Health, reason: str, removed: bool = False
     ) -> MemberReport:
         tracker = subscription.tracker
-        changed_at = None if tracker is None else tracker.state.changed_at
+        changed_at = None if tracker is None else tracker.changed_at
         since = None
         if changed_at is not None:  # the state's clock is monotonic; reports carry wall time
             since = self._clock.wall() - (self._clock.now() - changed_at)
@@ -788,7 +801,7 @@ class HealthEngine:
             healthy,
             reason,
             since,
-            0 if tracker is None else tracker.state.flaps,
+            0 if tracker is None else tracker.flaps,
             subscription.active,
             removed,
         )
