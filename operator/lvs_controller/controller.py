@@ -45,6 +45,7 @@ class Controller:
         # folds into a few pool status writes.
         self.pool_queue: WorkQueue[tuple[Kind, ObjectKey]] = WorkQueue()
         self.pool_status_delay = 0.5
+        self._scheduled: set[Any] = set()
         reconciler.on_written = self.record_write
 
     @property
@@ -95,7 +96,16 @@ class Controller:
                 self._later(self.pool_queue.add, (Kind.VIP_POOL, pool_key))
 
     def _later(self, callback: Any, key: Any) -> None:
-        asyncio.get_running_loop().call_later(self.pool_status_delay, callback, key)
+        """Run ``callback(key)`` after the debounce delay, once per key however often it is asked for."""
+        if key in self._scheduled:
+            return
+        self._scheduled.add(key)
+
+        def fire() -> None:
+            self._scheduled.discard(key)
+            callback(key)
+
+        asyncio.get_running_loop().call_later(self.pool_status_delay, fire)
 
     def _pool_status_soon(self, vs: Mapping[str, Any] | None) -> None:
         """The pool a VirtualService uses may show new members or users: refresh its status shortly."""

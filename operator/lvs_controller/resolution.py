@@ -30,8 +30,6 @@ from lvs_api.models import (
 
 from lvs_controller.world import Kind, World
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
 
 def _family_matches(address: str, ipv6: bool) -> bool:
     return bool(address) and is_ipv6(address) == ipv6
@@ -94,10 +92,7 @@ def service_members(
 ) -> list[ResolvedMember]:
     service = world.get(Kind.SERVICE, (namespace, service_ref.name))
     members: list[ResolvedMember] = []
-    for endpoint_slice in world.in_namespace(Kind.ENDPOINT_SLICE, namespace):
-        labels = (endpoint_slice.get("metadata") or {}).get("labels") or {}
-        if labels.get(SERVICE_NAME_LABEL) != service_ref.name:
-            continue
+    for endpoint_slice in world.slices_of_service(namespace, service_ref.name):
         if endpoint_slice.get("addressType") != ("IPv6" if ipv6 else "IPv4"):
             continue
         usable, port = _selected_port_of_slice(endpoint_slice, service, service_ref.port)

@@ -102,11 +102,39 @@ def _project_namespace(namespace: Mapping[str, Any]) -> JsonObject:
 _PROJECTIONS = {Kind.POD: _project_pod, Kind.NODE: _project_node, Kind.NAMESPACE: _project_namespace}
 
 
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def _service_of_slice(obj: Mapping[str, Any] | None) -> str:
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return str(labels.get(SERVICE_NAME_LABEL) or "")
+
+
 class World:
-    """Objects by kind and key; ``apply_event`` keeps the newest version of each."""
+    """Objects by kind and key; ``apply_event`` keeps the newest version of each.
+
+    Secondary indexes (objects by namespace, EndpointSlices by Service) keep every reconcile's reads
+    proportional to what it uses, not to the size of the cluster.
+    """
 
     def __init__(self) -> None:
         self._objects: dict[Kind, dict[ObjectKey, JsonObject]] = {kind: {} for kind in Kind}
+        self._by_namespace: dict[Kind, dict[str, dict[ObjectKey, None]]] = {kind: {} for kind in Kind}
+        self._slices_by_service: dict[tuple[str, str], dict[ObjectKey, None]] = {}
+
+    def _index(
+        self, kind: Kind, key: ObjectKey, previous: JsonObject | None, current: JsonObject | None
+    ) -> None:
+        if previous is None and current is not None:
+            self._by_namespace[kind].setdefault(key[0], {})[key] = None
+        elif previous is not None and current is None:
+            self._by_namespace[kind].get(key[0], {}).pop(key, None)
+        if kind is Kind.ENDPOINT_SLICE:
+            old, new = _service_of_slice(previous), _service_of_slice(current)
+            if old and (old != new or current is None):
+                self._slices_by_service.get((key[0], old), {}).pop(key, None)
+            if new and current is not None:
+                self._slices_by_service.setdefault((key[0], new), {})[key] = None
 
     def apply_event(
         self, kind: Kind, event_type: str | None, obj: Mapping[str, Any]
@@ -123,12 +151,14 @@ class World:
             if previous is not None and resource_version_of(previous) > resource_version_of(obj) >= 0:
                 return previous, previous
             store.pop(key, None)
+            self._index(kind, key, previous, None)
             return previous, None
         if previous is not None and resource_version_of(previous) >= resource_version_of(obj) >= 0:
             return previous, previous  # older, or the echo of our own write already stored
         projection = _PROJECTIONS.get(kind)
         current = projection(obj) if projection else dict(obj)
         store[key] = current
+        self._index(kind, key, previous, current)
         return previous, current
 
     def get(self, kind: Kind, key: ObjectKey) -> JsonObject | None:
@@ -141,7 +171,13 @@ class World:
         return list(self._objects[kind].values())
 
     def in_namespace(self, kind: Kind, namespace: str) -> list[JsonObject]:
-        return [obj for (ns, _name), obj in self._objects[kind].items() if ns == namespace]
+        store = self._objects[kind]
+        return [store[key] for key in self._by_namespace[kind].get(namespace, {}) if key in store]
+
+    def slices_of_service(self, namespace: str, service: str) -> list[JsonObject]:
+        """EndpointSlices labelled ``kubernetes.io/service-name: service`` in ``namespace``."""
+        store = self._objects[Kind.ENDPOINT_SLICE]
+        return [store[key] for key in self._slices_by_service.get((namespace, service), {}) if key in store]
 
     def count(self, kind: Kind) -> int:
         return len(self._objects[kind])
