@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -27,7 +28,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lvs_agent.health import CheckSpec, HealthChange, HealthEngine, HttpProbe, NetworkProber, TcpProbe, Timing
+from lvs_agent.health import (
+    CheckSpec,
+    HealthChange,
+    HealthEngine,
+    HttpProbe,
+    NetworkProber,
+    SubscriptionRequest,
+    TcpProbe,
+    Timing,
+)
 
 LOOPBACK = "127.0.0.1"
 HTTP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -227,6 +237,37 @@ def blackhole(port: int) -> list[socket.socket]:
     return [listener, filler]
 
 
+def resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_per_subscription(count: int) -> tuple[float, int]:
+    """RSS growth per subscription for ``count`` members (10 per service, each its own probe job)."""
+
+    class Idle:
+        def probe(self, address: str, port: int, spec: object, timeout: float) -> asyncio.Future[object]:
+            raise NotImplementedError  # never started
+
+    check = http_check(2.0)
+    requests = [
+        SubscriptionRequest(
+            f"ns/svc{index // 10}",
+            f"198.51.{index >> 8 & 255}.{index & 255}:{80 + index % 7}",
+            f"198.51.{index >> 8 & 255}.{index & 255}",
+            80 + index % 7,
+            check,
+            f"group{index // 10}",
+        )
+        for index in range(count)
+    ]
+    gc.collect()
+    before = resident_bytes()
+    engine = HealthEngine(Idle(), default_active=True)  # type: ignore[arg-type]
+    engine.sync(requests)
+    grown = resident_bytes() - before
+    return grown / count, engine.job_count
+
+
 def summary(values: list[float]) -> str:
     if not values:
         return "no samples"
@@ -241,7 +282,11 @@ async def main(quick: bool) -> None:
     logging.getLogger("lvs_agent.health").setLevel(logging.ERROR)  # transitions are expected here
     window = 3.0 if quick else 6.0
     warmup = 1.5
-    print(f"health bench: python {sys.version.split()[0]}, {os.cpu_count()} cpus, window {window:g}s")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"health bench: python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {load}, "
+        f"window {window:g}s (checks/s is capped by the CPU share this process gets; checks/cpu-s is not)"
+    )
     results: list[Throughput] = []
 
     with listeners("tcp", 1000) as ports:
@@ -269,6 +314,8 @@ async def main(quick: bool) -> None:
                 f"{result.cpu / result.wall * 1000 / result.members:.1%} of one core"
             )
 
+    per_member, jobs = memory_per_subscription(100_000)
+    print(f"memory: {per_member:.0f} B per subscription (100,000 subscriptions, {jobs} probe jobs)")
     for mode in ("refused", "timeout"):
         latencies = await detection_latency(20, mode)
         print(
