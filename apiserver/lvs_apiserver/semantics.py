@@ -207,6 +207,8 @@ class ObjectService:
             meta["generation"] = 1
         obj["apiVersion"] = _storage_api_version(rt)
         obj["kind"] = rt.kind
+        if rt.is_custom and rt.has_status:
+            obj.pop("status", None)  # upstream: create cannot set status when the status subresource is on
         obj = self._prepare_builtin(rt, obj, None)
         obj = self._admit_custom(rt, obj, None, options)
         if managed_fields:
@@ -340,26 +342,30 @@ class ObjectService:
         names.setdefault("listKind", f"{names.get('kind', '')}List")
         status = obj.setdefault("status", {})
         now = self.clock()
-        status["conditions"] = [
-            {
-                "type": "NamesAccepted",
-                "status": "True",
-                "reason": "NoConflicts",
-                "message": "no conflicts found",
-                "lastTransitionTime": now,
-            },
-            {
-                "type": "Established",
-                "status": "True",
-                "reason": "InitialNamesAccepted",
-                "message": "the initial names have been accepted",
-                "lastTransitionTime": now,
-            },
+        wanted = [
+            ("NamesAccepted", "NoConflicts", "no conflicts found"),
+            ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
         ]
+        previous = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+        conditions = []
+        for kind, reason, message in wanted:
+            kept = previous.get(kind)
+            if kept is not None and kept.get("status") == "True":
+                conditions.append(kept)  # unchanged: keep its lastTransitionTime, as upstream does
+            else:
+                conditions.append(
+                    {
+                        "type": kind,
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": now,
+                    }
+                )
+        status["conditions"] = conditions
         status["acceptedNames"] = dict(names)
-        status["storedVersions"] = sorted(
-            {v.get("name") for v in spec.get("versions") or [] if v.get("storage")}
-        )
+        stored = {v.get("name") for v in spec.get("versions") or [] if v.get("storage")}
+        status["storedVersions"] = sorted(stored | set(status.get("storedVersions") or []))
         return obj
 
     def _check_cel_rules(self, schema: Any, path: str, causes: CauseList) -> None:

@@ -157,12 +157,6 @@ def test_server_side_apply_twice_changes_nothing_but_crds(cluster: Kubectl) -> N
     assert {key: after[key] for key in not_crd} == {key: before[key] for key in not_crd}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedded API server: a server-side apply of an unchanged CRD re-stamps status.conditions"
-    " lastTransitionTime (apiserver semantics.py CRD preparation), so resourceVersion moves; real API"
-    " servers keep status on main-resource writes. Remove this mark when fixed.",
-)
 def test_server_side_apply_twice_leaves_crds_alone(cluster: Kubectl) -> None:
     before, after = server_side_apply_twice(cluster)
     assert after == before
