@@ -166,8 +166,12 @@ class HealthDirector:
     """Runs the engine and a reconcile pass per batch of health changes in ``director``'s namespace, and
     logs the kernel's destination weights (monotonic time, {address: weight}) after every pass."""
 
-    def __init__(self, director: Host, desired: dict[str, ResolvedService], record: Path) -> None:
+    def __init__(
+        self, director: Host, desired: dict[str, ResolvedService], record: Path, active: bool = True
+    ) -> None:
         self.director = director
+        self.active = active
+        self._engine: HealthEngine | None = None
         self.desired = desired
         self.record = record
         self.weights: list[tuple[float, dict[str, int]]] = []
@@ -190,7 +194,7 @@ class HealthDirector:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         prober = NetworkProber()
-        engine = HealthEngine(prober, default_active=True)
+        engine = self._engine = HealthEngine(prober, default_active=self.active)
         binding = HealthBinding(engine, group_of=vip_group_of)
         # Built off the loop, as the agent does (pyroute2 runs a loop of its own while connecting).
         kernel = await asyncio.get_running_loop().run_in_executor(
@@ -239,6 +243,25 @@ class HealthDirector:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(timeout=10)
+
+    def activate(self, group: str) -> None:
+        """Make this director active for ``group`` (what the failover runner does on takeover)."""
+        assert self._loop is not None and self._engine is not None
+        self._loop.call_soon_threadsafe(self._engine.set_active, group, True)
+
+    def health(self, service: str, member: str) -> bool | None:
+        """The engine's own verdict (probed, whether or not it is applied)."""
+        assert self._loop is not None and self._engine is not None
+        engine = self._engine
+
+        async def ask() -> bool | None:
+            return engine.health(service, member)
+
+        return asyncio.run_coroutine_threadsafe(ask(), self._loop).result(timeout=5)
+
+    def kernel_weight(self, address: str) -> int | None:
+        with self.lock:
+            return self.weights[-1][1].get(address)
 
     def wait_for_weight(self, address: str, weight: int | None, after: float, timeout: float) -> float:
         """Monotonic time of the first pass since ``after`` that left ``address`` at ``weight``."""
@@ -445,3 +468,43 @@ def test_remove_and_sorry_server_in_and_out(topology: TopologyFactory, tmp_path:
             assert str(sorry.ipv4) not in after_back  # the sorry server leaves in the same pass
             print(f"member back and sorry server gone {back_at - repaired_at:.3f}s after the repair")
             assert set(client.http_get(vip, HTTP_PORT, count=4)) == {"rs1"}
+
+
+def test_standby_probes_warm_and_applies_its_verdicts_at_takeover(
+    topology: TopologyFactory, tmp_path: Path
+) -> None:
+    """Two directors check the same members. Only the active one's verdicts reach its kernel; the standby
+    knows rs1 is down but leaves its (pre-programmed) table alone, and applies the verdict the moment it
+    becomes active, without waiting for new checks."""
+    topo = topology(directors=2, real_servers=2, clients=1)
+    (first, second), (rs1, rs2) = topo.directors, topo.real_servers
+    vip = str(topo.vip(0))
+    members = Members()
+    with contextlib.ExitStack() as stack:
+        stack.callback(members.close)
+        members.start_http(rs1)
+        members.start_http(rs2)
+        desired = {
+            "health/web": resolved(vip, [str(rs1.ipv4), str(rs2.ipv4)], HTTP_PORT, "TCP", {"type": "TCP"})
+        }
+        active = stack.enter_context(HealthDirector(first, desired, tmp_path / "a.json", active=True))
+        standby = stack.enter_context(HealthDirector(second, desired, tmp_path / "b.json", active=False))
+        for director in (active, standby):
+            director.wait_for_weight(str(rs1.ipv4), 1, after=0.0, timeout=5)
+        time.sleep(INTERVAL * RISE + 0.5)
+
+        members.stop_http(rs1)
+        broken_at = time.monotonic()
+        active.wait_for_weight(str(rs1.ipv4), 0, after=broken_at, timeout=10)
+        member = f"{rs1.ipv4}:{HTTP_PORT}"
+        deadline = time.monotonic() + 5
+        while standby.health("health/web", member) is not False and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert standby.health("health/web", member) is False  # warm: it probed too
+        assert standby.kernel_weight(str(rs1.ipv4)) == 1  # but did not apply it
+
+        activated_at = time.monotonic()
+        standby.activate(vip)
+        applied_at = standby.wait_for_weight(str(rs1.ipv4), 0, after=activated_at, timeout=5)
+        print(f"\nstandby applied its warm verdict {applied_at - activated_at:.3f}s after becoming active")
+        assert applied_at - activated_at < 0.5  # no new checks needed
