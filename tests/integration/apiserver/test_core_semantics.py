@@ -91,6 +91,10 @@ def test_generation_bumps_on_spec_change_only(kube_api: Any, namespace: str, wid
 def test_status_subresource_separation(kube_api: Any, namespace: str, widgets: Any) -> None:
     api = custom(kube_api)
     api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("s"))
+    # status sent with a create is dropped (the status subresource owns it)
+    with_status = widget("born-with-status")
+    with_status["status"] = {"phase": "Claimed"}
+    assert "status" not in api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, with_status)
     # status written through the main resource is ignored
     main = api.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "s", {"status": {"phase": "Bogus"}}
