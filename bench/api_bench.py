@@ -218,6 +218,13 @@ async def run(base: str, objects: int, concurrency: int, watchers: int, updates:
         )
 
 
+def resident_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=10_000)
@@ -236,6 +243,7 @@ def main() -> None:
         base = server.stdout.readline().strip()
         print(f"server: {base} (separate process)")
         asyncio.run(run(base, args.objects, args.concurrency, args.watchers, args.updates))
+        print(f"server resident memory after the run: {resident_mib(server.pid):.0f} MiB")
     finally:
         server.terminate()
         server.wait(timeout=10)
