@@ -175,7 +175,10 @@ class ApiServer:
         response = web.Response(body=encode_object(body), status=status)
         response.headers["Content-Type"] = content_type
         for warning in warnings or []:
-            response.headers.add("Warning", f'299 - "{warning}"'.replace('"unknown', '"unknown'))
+            quoted = warning.replace("\\", "\\\\").replace(
+                '"', '\\"'
+            )  # RFC 7234 warn-text is a quoted-string
+            response.headers.add("Warning", f'299 - "{quoted}"')
         return response
 
     async def _route(self, request: web.Request, user: UserInfo) -> web.StreamResponse:

@@ -205,6 +205,11 @@ def test_invalid_custom_resource_is_rejected_with_field_errors(
     unknown = widget("unknown", bogus=1)
     result = kubectl("apply", "-n", namespace, "-f", "-", input=manifest(unknown), check=False)
     assert result.returncode != 0 and 'unknown field "spec.bogus"' in result.stderr
+    # --validate=warn: the server prunes it and kubectl prints the server's warning
+    warned = kubectl(
+        "apply", "--validate=warn", "-n", namespace, "-f", "-", input=manifest(widget("warned", bogus=1))
+    )
+    assert 'Warning: unknown field "spec.bogus"' in warned.stderr
     # --validate=false lets the server prune it instead
     kubectl("apply", "--validate=false", "-n", namespace, "-f", "-", input=manifest(unknown))
     stored = json.loads(kubectl("get", "widget", "unknown", "-n", namespace, "-o", "json").stdout)
