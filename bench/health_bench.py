@@ -268,6 +268,49 @@ def memory_per_subscription(count: int) -> tuple[float, int]:
     return grown / count, engine.job_count
 
 
+def binding_sync_times(services: int, members: int) -> tuple[float, float, float]:
+    """HealthBinding.sync over ``services`` ResolvedServices of ``members`` each: first sync, a pass where
+    nothing changed, and a pass where one service changed (seconds)."""
+    from lvs_agent.health.convert import HealthBinding
+    from lvs_api.models import ResolvedService
+
+    def document(index: int, size: int) -> ResolvedService:
+        return ResolvedService.model_validate(
+            {
+                "metadata": {"name": f"svc{index}", "namespace": "bench"},
+                "spec": {
+                    "acceptedGeneration": 1,
+                    "virtualServiceUid": f"uid{index}",
+                    "service": {
+                        "vip": f"203.0.{index >> 8 & 255}.{index & 255}",
+                        "ports": [{"port": 80}],
+                        "poolRef": {"name": "pool"},
+                        "healthCheck": {"type": "HTTP", "http": {"path": "/healthz"}},
+                    },
+                    "members": [
+                        {"address": f"198.51.{number >> 8 & 255}.{number & 255}"}
+                        for number in range(index * size, index * size + size)
+                    ],
+                },
+            }
+        )
+
+    desired = {f"bench/svc{index}": document(index, members) for index in range(services)}
+    engine = HealthEngine(NetworkProber(), default_active=True)  # never started: no probes
+    binding = HealthBinding(engine, group_of=lambda item: item.spec.service.vip)
+    started = time.perf_counter()
+    binding.sync(desired)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    binding.sync(desired)
+    unchanged = time.perf_counter() - started
+    desired["bench/svc0"] = document(0, members - 1)
+    started = time.perf_counter()
+    binding.sync(desired)
+    one = time.perf_counter() - started
+    return first, unchanged, one
+
+
 def summary(values: list[float]) -> str:
     if not values:
         return "no samples"
@@ -314,6 +357,11 @@ async def main(quick: bool) -> None:
                 f"{result.cpu / result.wall * 1000 / result.members:.1%} of one core"
             )
 
+    first, unchanged, one = binding_sync_times(10_000, 10)
+    print(
+        f"binding sync, 10,000 services x 10 members: first {first:.2f}s, nothing changed "
+        f"{unchanged * 1000:.1f}ms, one service changed {one * 1000:.1f}ms"
+    )
     per_member, jobs = memory_per_subscription(100_000)
     print(f"memory: {per_member:.0f} B per subscription (100,000 subscriptions, {jobs} probe jobs)")
     for mode in ("refused", "timeout"):

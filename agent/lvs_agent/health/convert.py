@@ -134,31 +134,44 @@ class HealthBinding:
         self.engine = engine
         self._group_of = group_of
         self._specs: dict[str, VirtualServiceSpec] = {}
+        self._seen: dict[str, ResolvedService] = {}  # the objects of the last sync (compared by identity)
         self.invalid: dict[str, str] = {}  # "namespace/name" -> why its check cannot run (members unknown)
 
     def sync(self, services: Mapping[str, ResolvedService]) -> None:
         """Subscribe every member of every served ``"namespace/name"`` service; drop the rest.
 
-        A service whose check cannot be built keeps its members unchecked (unknown, so counted healthy)
-        and is listed in :attr:`invalid`; the others are not held back by it."""
+        Incremental: a service whose ResolvedService is the same object as at the last sync is not
+        looked at again (the desired-state source replaces an object when it changes), so a pass over
+        10,000 services after one health change costs nothing here. A service whose check cannot be
+        built keeps its members unchecked (unknown, so counted healthy) and is listed in
+        :attr:`invalid`; the others are not held back by it."""
+        changed = [key for key, resolved in services.items() if self._seen.get(key) is not resolved]
+        removed = [key for key in self._seen if key not in services]
+        if not changed and not removed:
+            return
         requests: list[SubscriptionRequest] = []
-        invalid: dict[str, str] = {}
-        for key, resolved in services.items():
-            spec = resolved.spec.service
+        for key in changed:
+            resolved = services[key]
+            self.invalid.pop(key, None)
             try:
-                requests += subscription_requests(key, spec, resolved.spec.members, self._group_of(resolved))
+                requests += subscription_requests(
+                    key, resolved.spec.service, resolved.spec.members, self._group_of(resolved)
+                )
             except (CheckSpecError, ValueError) as error:
-                invalid[key] = str(error)
-                if self.invalid.get(key) != str(error):
-                    logger.error(
-                        "health check of %s cannot run: %s",
-                        key,
-                        error,
-                        extra={"event": "health_check_invalid", "services": [key], "reason": str(error)},
-                    )
-        self.invalid = invalid
-        self.engine.sync(requests)
-        self._specs = {key: resolved.spec.service for key, resolved in services.items()}
+                self.invalid[key] = str(error)
+                logger.error(
+                    "health check of %s cannot run: %s",
+                    key,
+                    error,
+                    extra={"event": "health_check_invalid", "services": [key], "reason": str(error)},
+                )
+        for key in removed:
+            self.invalid.pop(key, None)
+            self._specs.pop(key, None)
+        self.engine.sync(requests, services=[*changed, *removed])
+        for key in changed:
+            self._specs[key] = services[key].spec.service
+        self._seen = dict(services)
 
     def lookup(self, key: str, member: ResolvedMember) -> Health:
         """The reconcile's ``HealthLookup``: the member's verdict where its VIP group is active on this

@@ -217,7 +217,7 @@ class _Job:
         self.last_result: ProbeResult | None = None
         self.probe_kind = key.probe.kind
         # Stable spread: the same check always lands at the same offset, across restarts too.
-        seed = zlib.crc32(repr(key).encode())
+        seed = zlib.crc32(f"{key.address}|{key.port}|{self.probe_kind}|{key.interval}|{key.timeout}".encode())
         self._rng = (seed * 0x9E3779B97F4A7C15 + 1) & _U64
         self.first_delay = key.interval * self._uniform()
 
@@ -391,6 +391,7 @@ class HealthEngine:
         self._jobs: dict[JobKey, _Job] = {}
         self._group_active: dict[str, bool] = {}
         self._group_members: dict[str, set[SubscriptionKey]] = {}
+        self._service_members: dict[str, set[str]] = {}
         self._running = False
         self.changes = ChangeFeed()
         self.probes_completed = 0
@@ -467,6 +468,7 @@ class HealthEngine:
         subscription = Subscription(self, request)
         self._subscriptions[key] = subscription
         self._group_members.setdefault(subscription.group, set()).add(key)
+        self._service_members.setdefault(subscription.service, set()).add(subscription.member)
         if isinstance(request.check.probe, ExecProbe) and not self.allow_exec:
             self._refuse(subscription, EXEC_DISABLED_REASON)
             return subscription
@@ -505,6 +507,11 @@ class HealthEngine:
             group_keys.discard(subscription.key)
             if not group_keys:
                 del self._group_members[subscription.group]
+        service_members = self._service_members.get(service)
+        if service_members is not None:
+            service_members.discard(member)
+            if not service_members:
+                del self._service_members[service]
         tracker = subscription.tracker
         if tracker is not None:
             subscription.tracker = None
@@ -530,10 +537,17 @@ class HealthEngine:
         wanted: dict[SubscriptionKey, SubscriptionRequest] = {
             (request.service, request.member): request for request in requests
         }
-        scope = None if services is None else set(services)
-        for key in list(self._subscriptions):
-            if key not in wanted and (scope is None or key[0] in scope):
-                self.unsubscribe(*key)
+        if services is None:
+            stale = [key for key in self._subscriptions if key not in wanted]
+        else:  # only the named services: cost follows their size, not the whole engine's
+            stale = [
+                (service, member)
+                for service in set(services)
+                for member in self._service_members.get(service, ())
+                if (service, member) not in wanted
+            ]
+        for key in stale:
+            self.unsubscribe(*key)
         for request in wanted.values():
             self._subscribe(request)
 
@@ -558,7 +572,10 @@ class HealthEngine:
         return subscription.healthy
 
     def service_health(self, service: str) -> dict[str, Health]:
-        return {sub.member: sub.healthy for sub in self._subscriptions.values() if sub.service == service}
+        return {
+            member: self._subscriptions[(service, member)].healthy
+            for member in self._service_members.get(service, ())
+        }
 
     def snapshot(self) -> list[MemberReport]:
         """Current state of every subscription, in report form (for a full node report)."""

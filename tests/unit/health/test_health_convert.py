@@ -290,3 +290,34 @@ async def test_a_flapping_member_changes_the_report_at_most_once_per_min_interva
     times = [at for at, _ in snapshots]
     assert 3 <= len(times) <= 5
     assert all(later - earlier >= 10.0 - 1e-6 for earlier, later in itertools.pairwise(times))
+
+
+def test_binding_sync_only_looks_at_services_that_changed() -> None:
+    engine = HealthEngine(ScriptedProber(), clock=FakeClock(), default_active=True)
+    binding = HealthBinding(engine, group_of=lambda item: "g")
+    web, api = resolved("web"), resolved("api", vip="203.0.113.11")
+    binding.sync({"shop/web": web, "shop/api": api})
+    calls: list[tuple[int, list[str] | None]] = []
+    real_sync = engine.sync
+
+    def spy(requests: Any, services: Any = None) -> None:
+        requests = list(requests)
+        calls.append((len(requests), None if services is None else sorted(services)))
+        real_sync(requests, services)
+
+    engine.sync = spy  # type: ignore[method-assign]
+    binding.sync({"shop/web": web, "shop/api": api})
+    assert calls == []  # same objects: nothing to do
+
+    web2 = resolved("web", members=[{"address": "198.51.100.11"}])  # a member left the pool
+    binding.sync({"shop/web": web2, "shop/api": api})
+    assert calls == [(1, ["shop/web"])]
+    assert sorted(sub.member for sub in engine.subscriptions() if sub.service == "shop/web") == [
+        "198.51.100.11:80"
+    ]
+    assert len(engine.service_health("shop/api")) == 2
+
+    binding.sync({"shop/web": web2})  # api deleted
+    assert calls[-1] == (0, ["shop/api"])
+    assert engine.service_health("shop/api") == {}
+    assert binding.lookup("shop/api", api.spec.members[0]) is None
