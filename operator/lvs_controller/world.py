@@ -103,6 +103,20 @@ _PROJECTIONS = {Kind.POD: _project_pod, Kind.NODE: _project_node, Kind.NAMESPACE
 
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _slim(obj: Mapping[str, Any]) -> JsonObject:
+    """The object without what no reconcile reads and what costs most memory: managedFields and
+    kubectl's last-applied annotation (a second copy of the whole spec)."""
+    slim = dict(obj)
+    metadata = dict(slim.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if annotations and LAST_APPLIED in annotations:
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    slim["metadata"] = metadata
+    return slim
 
 
 def _service_of_slice(obj: Mapping[str, Any] | None) -> str:
@@ -156,7 +170,7 @@ class World:
         if previous is not None and resource_version_of(previous) >= resource_version_of(obj) >= 0:
             return previous, previous  # older, or the echo of our own write already stored
         projection = _PROJECTIONS.get(kind)
-        current = projection(obj) if projection else dict(obj)
+        current = projection(obj) if projection else _slim(obj)
         store[key] = current
         self._index(kind, key, previous, current)
         return previous, current
