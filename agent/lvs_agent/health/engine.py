@@ -398,6 +398,20 @@ class HealthEngine:
         self.probes_failed = 0
         self.transitions = 0
 
+    def stats(self) -> dict[str, int]:
+        """Counters and gauges for metrics (e.g. Prometheus): cumulative probes, failures, transitions and
+        suppressed events; current subscriptions, probe jobs and probes in flight."""
+        return {
+            "probes_completed": self.probes_completed,
+            "probes_failed": self.probes_failed,
+            "transitions": self.transitions,
+            "events_suppressed": self._events.suppressed,
+            "subscriptions": len(self._subscriptions),
+            "jobs": len(self._jobs),
+            "in_flight": self.in_flight,
+            "unhealthy": sum(1 for sub in self._subscriptions.values() if sub.healthy is False),
+        }
+
     @property
     def events_suppressed(self) -> int:
         """Events held back by the per-member rate limit (collapsed into later ones)."""

@@ -392,6 +392,10 @@ async def test_snapshot_reports_every_subscription() -> None:
     assert snapshot["x"].reason == EXEC_DISABLED_REASON
     assert snapshot[B].reason == "scripted down"
     assert snapshot[B].since is not None and snapshot[B].since <= WALL_EPOCH + 2
+    stats = engine.stats()
+    assert (stats["subscriptions"], stats["jobs"], stats["unhealthy"], stats["in_flight"]) == (3, 2, 1, 0)
+    assert stats["probes_completed"] >= 4
+    assert stats["probes_failed"] >= 2
 
 
 async def test_events_of_a_flapping_member_are_rate_limited_and_end_on_the_last_state() -> None:
