@@ -618,7 +618,9 @@ class HealthEngine:
         current state of every subscription of the group is put on the feed."""
         was_active = self.is_active(group)
         self._group_active[group] = active
-        if active and not was_active:
+        if active == was_active:
+            return  # idempotent: the failover runner may repeat itself
+        if active:
             for key in self._group_members.get(group, ()):
                 subscription = self._subscriptions[key]
                 tracker = subscription.tracker
