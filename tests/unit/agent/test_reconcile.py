@@ -225,3 +225,39 @@ def test_without_health_checks_unknown_means_the_spec_weight(tmp_path: Path) -> 
     result = make(kernel, tmp_path).reconcile_once(state(raised))  # restarted, spec changed meanwhile
     assert [op.kind for op in result.ops] == [OpKind.EDIT_DEST]
     assert kernel.dump()[WEB].dests[DestKey(Family.INET, "198.51.100.11", 80)].weight == 4
+
+
+class SlowKernel(FakeIpvsKernel):
+    """A kernel whose dump takes as long as a 110,000-entry table's does."""
+
+    def dump(self) -> Any:
+        import time
+
+        time.sleep(0.5)
+        return super().dump()
+
+
+async def test_a_slow_kernel_dump_does_not_stall_the_event_loop(tmp_path: Path) -> None:
+    """Heartbeats run on the event loop: a reconcile pass must never block it."""
+    desired_file = tmp_path / "desired.json"
+    desired_file.write_text(json.dumps(resolved()))
+    kernel = SlowKernel()
+    loop = ReconcileLoop(make(kernel, tmp_path), FileDesiredStateSource(desired_file, poll_interval=0.01))
+    task = asyncio.create_task(loop.run())
+    lags: list[float] = []
+    try:
+        clock = asyncio.get_running_loop().time
+        while loop.passes < 2:
+            started = clock()
+            await asyncio.sleep(0.01)
+            lags.append(clock() - started - 0.01)
+            if len(lags) > 1000:
+                break
+            if loop.passes == 1:
+                loop.kick()  # a second slow pass
+        assert loop.passes >= 2
+        assert max(lags) < 0.1, max(lags)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
