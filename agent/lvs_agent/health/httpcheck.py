@@ -102,6 +102,9 @@ class HttpResponseJudge:
         """The connection failed (reset...) before a verdict."""
         return ProbeResult(False, f"connection lost: {error}")
 
+    def on_timeout(self, timeout: float) -> ProbeResult:
+        return ProbeResult(False, f"timeout after {timeout:g}s")
+
     def _judge_head(self, head: bytes) -> ProbeResult | None:
         lines = head.split(b"\r\n")
         parts = lines[0].split(None, 2)

@@ -206,33 +206,63 @@ async def probe_http(
 # --- UDP and DNS ---------------------------------------------------------------------------------------
 
 
-def _udp_socket(address: str, port: int) -> socket.socket:
-    family, sockaddr = _sockaddr(address, port)
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED on recv
-    return sock
+def _os_error(error: OSError) -> str:
+    return os_error_reason(error.errno) if error.errno else str(error)
 
 
-async def probe_udp(address: str, port: int, spec: UdpProbe, timeout: float) -> ProbeResult:
-    loop = asyncio.get_running_loop()
-    try:
-        sock = _udp_socket(address, port)
-    except (OSError, ValueError) as error:
-        return ProbeResult(False, f"cannot create socket: {error}")
-    try:
-        async with asyncio.timeout(timeout):
-            sock.send(spec.send)
-            reply = await loop.sock_recv(sock, 65535)
-    except TimeoutError:
-        return _UDP_SILENT_OK if spec.expect is None else _timeout_result(timeout)
-    except OSError as error:
-        return ProbeResult(False, os_error_reason(error.errno) if error.errno else str(error))
-    finally:
-        sock.close()
-    if spec.expect is None or compiled_regex(spec.expect).search(reply):
-        return ProbeResult(True, f"reply of {len(reply)} bytes")
-    return ProbeResult(False, f"reply does not match {spec.expect[:40]!r}")
+class UdpReplyJudge:
+    """UDP send/expect: the first reply decides (against ``expect``); silence until the timeout is
+    healthy only when no reply is expected; an ICMP error (port unreachable) is a failure."""
+
+    __slots__ = ("_spec",)
+
+    def __init__(self, spec: UdpProbe) -> None:
+        self._spec = spec
+
+    def feed(self, data: bytes) -> ProbeResult:
+        expect = self._spec.expect
+        if expect is None or compiled_regex(expect).search(data):
+            return ProbeResult(True, f"reply of {len(data)} bytes")
+        return ProbeResult(False, f"reply does not match {expect[:40]!r}")
+
+    def eof(self) -> ProbeResult:
+        return self.feed(b"")  # an empty datagram is a reply
+
+    def lost(self, error: OSError) -> ProbeResult:
+        return ProbeResult(False, _os_error(error))
+
+    def on_timeout(self, timeout: float) -> ProbeResult:
+        return _UDP_SILENT_OK if self._spec.expect is None else _timeout_result(timeout)
+
+
+class DnsReplyJudge:
+    """DNS over UDP: skips datagrams that answer another query id, then judges rcode and answers."""
+
+    __slots__ = ("_query_id", "_spec")
+
+    def __init__(self, spec: DnsProbe, query_id: int) -> None:
+        self._spec = spec
+        self._query_id = query_id
+
+    def feed(self, data: bytes) -> ProbeResult | None:
+        try:
+            reply = parse_reply(data)
+        except DnsWireError as error:
+            return ProbeResult(False, f"malformed DNS reply: {error}")
+        if reply.query_id != self._query_id:
+            return None  # a stray datagram: keep waiting for ours
+        return judge_dns_reply(
+            self._spec, reply.rcode, [(answer.rtype, answer.value) for answer in reply.answers]
+        )
+
+    def eof(self) -> ProbeResult:
+        return ProbeResult(False, "malformed DNS reply: empty datagram")
+
+    def lost(self, error: OSError) -> ProbeResult:
+        return ProbeResult(False, _os_error(error))
+
+    def on_timeout(self, timeout: float) -> ProbeResult:
+        return _timeout_result(timeout)
 
 
 def judge_dns_reply(spec: DnsProbe, reply_rcode: int, answers: list[tuple[int, str]]) -> ProbeResult:
@@ -249,34 +279,6 @@ def judge_dns_reply(spec: DnsProbe, reply_rcode: int, answers: list[tuple[int, s
             return ProbeResult(True, f"DNS {got}, answer {value}")
     shown = ", ".join(value for _, value in answers[:4]) or "none"
     return ProbeResult(False, f"DNS {got}, no expected answer (got {shown})")
-
-
-async def probe_dns(address: str, port: int, spec: DnsProbe, timeout: float) -> ProbeResult:
-    loop = asyncio.get_running_loop()
-    query_id = random.getrandbits(16)
-    try:
-        query = build_query(query_id, spec.query_name, spec.query_type, spec.recursion_desired)
-        sock = _udp_socket(address, port)
-    except (OSError, ValueError) as error:
-        return ProbeResult(False, f"cannot send DNS query: {error}")
-    try:
-        async with asyncio.timeout(timeout):
-            sock.send(query)
-            while True:  # skip stray datagrams that do not answer this query
-                data = await loop.sock_recv(sock, 65535)
-                try:
-                    reply = parse_reply(data)
-                except DnsWireError as error:
-                    return ProbeResult(False, f"malformed DNS reply: {error}")
-                if reply.query_id == query_id:
-                    break
-    except TimeoutError:
-        return _timeout_result(timeout)
-    except OSError as error:
-        return ProbeResult(False, os_error_reason(error.errno) if error.errno else str(error))
-    finally:
-        sock.close()
-    return judge_dns_reply(spec, reply.rcode, [(answer.rtype, answer.value) for answer in reply.answers])
 
 
 # --- exec ---------------------------------------------------------------------------------------------
@@ -370,12 +372,23 @@ class NetworkProber:
                 family, sockaddr, timeout, request, HttpResponseJudge(spec)
             )
         if isinstance(spec, DnsProbe):
-            return probe_dns(address, port, spec, timeout)
+            query_id = random.getrandbits(16)
+            query = build_query(query_id, spec.query_name, spec.query_type, spec.recursion_desired)
+            return self._datagram(address, port, timeout, query, DnsReplyJudge(spec, query_id))
         if isinstance(spec, UdpProbe):
-            return probe_udp(address, port, spec, timeout)
+            return self._datagram(address, port, timeout, spec.send, UdpReplyJudge(spec))
         if not self.allow_exec:
             return _ready(ProbeResult(False, EXEC_DISABLED_REASON))
         return self._limited_exec(address, port, spec, timeout)
+
+    def _datagram(
+        self, address: str, port: int, timeout: float, payload: bytes, judge: UdpReplyJudge | DnsReplyJudge
+    ) -> Awaitable[ProbeResult]:
+        try:
+            family, sockaddr = _sockaddr(address, port)
+        except ValueError as error:
+            return _ready(ProbeResult(False, f"cannot create socket: {error}"))
+        return self._connect_reactor().datagram(family, sockaddr, timeout, payload, judge)
 
     async def _limited_exec(self, address: str, port: int, spec: ExecProbe, timeout: float) -> ProbeResult:
         if self._exec_slots is None:

@@ -29,28 +29,38 @@ CONNECTED = ProbeResult(True, "connected")
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _ONESHOT_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 _NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_NONBLOCKING_DATAGRAM = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 _ONESHOT_READ = select.EPOLLIN | select.EPOLLONESHOT
 
 
 class Judge(Protocol):
-    """Decides an exchange from the bytes received (see ``httpcheck.HttpResponseJudge``)."""
+    """Decides an exchange from the bytes received (see ``httpcheck.HttpResponseJudge``,
+    ``probes.UdpReplyJudge``, ``probes.DnsReplyJudge``). ``feed`` returns ``None`` to keep waiting (more
+    of a stream, or a datagram that answers something else)."""
 
     def feed(self, data: bytes) -> ProbeResult | None: ...
 
-    def eof(self) -> ProbeResult: ...
+    def eof(self) -> ProbeResult:
+        """Stream closed by the peer; for a datagram exchange, an empty datagram."""
+        ...
 
-    def lost(self, error: BaseException) -> ProbeResult: ...
+    def lost(self, error: OSError) -> ProbeResult:
+        """The socket failed (reset, ICMP port unreachable...) before a verdict."""
+        ...
+
+    def on_timeout(self, timeout: float) -> ProbeResult: ...
 
 
 class _Exchange:
-    __slots__ = ("judge", "request", "sending")
+    __slots__ = ("datagram", "judge", "request", "sending")
 
-    def __init__(self, request: bytes, judge: Judge) -> None:
+    def __init__(self, request: bytes, judge: Judge, datagram: bool = False) -> None:
         self.request = request
         self.judge = judge
-        self.sending = False  # False while connecting
+        self.sending = datagram  # False while a stream connects
+        self.datagram = datagram
 
 
 _Pending = tuple[socket.socket, "asyncio.Future[ProbeResult]", _Exchange | None]
@@ -98,6 +108,28 @@ class ConnectReactor:
         closes, or the timeout), then close with a reset."""
         return self._start(family, sockaddr, timeout, _Exchange(request, judge))
 
+    def datagram(
+        self, family: socket.AddressFamily, sockaddr: SockAddr, timeout: float, payload: bytes, judge: Judge
+    ) -> asyncio.Future[ProbeResult]:
+        """Send ``payload`` in one datagram from a connected UDP socket (so ICMP errors come back as
+        errors) and feed the datagrams that come back to ``judge`` until it decides, or the timeout
+        (``judge.on_timeout``)."""
+        future: asyncio.Future[ProbeResult] = self.loop.create_future()
+        try:
+            sock = socket.socket(family, _NONBLOCKING_DATAGRAM)
+        except OSError as error:
+            future.set_result(ProbeResult(False, f"cannot create socket: {error}"))
+            return future
+        try:
+            sock.connect(sockaddr)
+            sock.send(payload)
+        except OSError as error:
+            sock.close()
+            future.set_result(judge.lost(error))
+            return future
+        self._watch(sock, future, timeout, _Exchange(b"", judge, datagram=True), _ONESHOT_READ)
+        return future
+
     def _start(
         self, family: socket.AddressFamily, sockaddr: SockAddr, timeout: float, exchange: _Exchange | None
     ) -> asyncio.Future[ProbeResult]:
@@ -117,17 +149,28 @@ class ConnectReactor:
             sock.close()
             future.set_result(ProbeResult(False, os_error_reason(code)))
             return future
+        # Writable means connected (also right when the connect already completed).
+        self._watch(sock, future, timeout, exchange, _ONESHOT_WRITE)
+        return future
+
+    def _watch(
+        self,
+        sock: socket.socket,
+        future: asyncio.Future[ProbeResult],
+        timeout: float,
+        exchange: _Exchange | None,
+        events: int,
+    ) -> None:
         fd = sock.fileno()
-        self._epoll.register(fd, _ONESHOT_WRITE)  # also right when already connected: writable at once
+        self._epoll.register(fd, events)
         self._pending[fd] = (sock, future, exchange)
-        deadline = loop.time() + timeout
+        deadline = self.loop.time() + timeout
         queue = self._deadlines.get(timeout)
         if queue is None:
             queue = self._deadlines[timeout] = collections.deque()
         queue.append((deadline, fd, sock, future))
         if deadline < self._timer_at:
             self._arm(deadline)
-        return future
 
     def _on_ready(self) -> None:
         pending = self._pending
@@ -150,7 +193,10 @@ class ConnectReactor:
                 if verdict is None:
                     continue
                 del pending[fd]
-                close_with_reset(sock)
+                if exchange.datagram:
+                    sock.close()
+                else:
+                    close_with_reset(sock)
                 result = verdict
             if not future.done():  # cancelled callers just drop the result
                 future.set_result(result)
@@ -207,7 +253,12 @@ class ConnectReactor:
                 del pending[fd]
                 sock.close()  # also removes it from the epoll set
                 if not future.done():
-                    future.set_result(self._timeout_result(timeout))
+                    exchange = entry[2]
+                    future.set_result(
+                        self._timeout_result(timeout)
+                        if exchange is None
+                        else exchange.judge.on_timeout(timeout)
+                    )
             if queue:
                 next_at = min(next_at, queue[0][0])
         for timeout in [timeout for timeout, queue in self._deadlines.items() if not queue]:
