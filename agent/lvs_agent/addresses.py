@@ -15,9 +15,11 @@ override flag for IPv6. Both are built here byte by byte and sent on a raw ``AF_
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ipaddress
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -25,6 +27,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 DEFAULT_VIP_INTERFACE = "lvs0"
+MAC_TTL = 5.0
 
 _IFA_F_NODAD = 0x02  # skip duplicate address detection: a /128 VIP must be usable at once
 _ETH_P_ARP = 0x0806
@@ -150,6 +153,9 @@ class NetlinkVipAddresses:
         self.interface = interface
         self.uplink = uplink
         self._ipr = _ThreadBoundIPRoute()
+        # uplink -> (MAC, when read): an announcement right after a takeover then costs one send; re-read
+        # after MAC_TTL so that a changed MAC (a bond failing over) is picked up
+        self._macs: dict[str, tuple[str, float]] = {}
 
     def close(self) -> None:
         self._ipr.shutdown()
@@ -192,6 +198,7 @@ class NetlinkVipAddresses:
         return found
 
     def owned(self) -> frozenset[str]:
+        self._warm_uplink_macs()
         index = self._index(self.interface)
         if index is None:
             return frozenset()
@@ -235,6 +242,15 @@ class NetlinkVipAddresses:
             if error.code != _ERRNO_EADDRNOTAVAIL:
                 raise
 
+    def _warm_uplink_macs(self) -> None:
+        """Keep the uplinks' MACs fresh (the failover runner calls owned() every second), so that the
+        announcement right after a takeover needs no lookup."""
+        for version in (4, 6):
+            uplink = self.uplink_for(version)
+            if uplink is not None:
+                with contextlib.suppress(RuntimeError, NetlinkError, IndexError):
+                    self.uplink_mac(uplink)
+
     def uplink_for(self, version: int) -> str | None:
         """The configured uplink, else the interface of the default route of the VIP's family."""
         if self.uplink is not None:
@@ -252,19 +268,27 @@ class NetlinkVipAddresses:
         index = self._index(uplink)
         if index is None:
             raise RuntimeError(f"uplink interface {uplink} does not exist")
-        return str(_attr(self._ipr.get_links(index)[0], "IFLA_ADDRESS"))
+        mac = str(_attr(self._ipr.get_links(index)[0], "IFLA_ADDRESS"))
+        self._macs[uplink] = (mac, time.monotonic())
+        return mac
 
     def announce(self, vip: str) -> None:
         vip = canonical_vip(vip)
         uplink = self.uplink_for(ipaddress.ip_address(vip).version)
         if uplink is None:
             return  # no uplink and no default route: nothing to announce on (a routed setup)
-        mac = self.uplink_mac(uplink)
+        cached = self._macs.get(uplink)
+        fresh = cached is not None and time.monotonic() - cached[1] < MAC_TTL
+        mac = cached[0] if cached is not None and fresh else self.uplink_mac(uplink)
         if ipaddress.ip_address(vip).version == 4:
             frame, ethertype = gratuitous_arp_frame(vip, mac), _ETH_P_ARP
         else:
             frame, ethertype = unsolicited_na_frame(vip, mac), _ETH_P_IPV6
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype)) as raw:
-            raw.bind((uplink, ethertype))
-            raw.send(frame)
+        try:
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype)) as raw:
+                raw.bind((uplink, ethertype))
+                raw.send(frame)
+        except OSError:
+            self._macs.pop(uplink, None)  # the interface may have changed: look it up again next time
+            raise
 

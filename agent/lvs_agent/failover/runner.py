@@ -179,8 +179,9 @@ class FailoverRunner:
     # --- VIPs ---------------------------------------------------------------------------------------
 
     def _announce_later(self, vip: str) -> None:
+        self._announce(vip)  # the first one now: every millisecond counts after a takeover
         loop = asyncio.get_running_loop()
-        for delay in ANNOUNCE_DELAYS:
+        for delay in ANNOUNCE_DELAYS[1:]:
             loop.call_later(delay, self._announce, vip)
 
     def _announce(self, vip: str) -> None:
