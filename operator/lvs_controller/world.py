@@ -8,6 +8,7 @@ as small projections (what resolution needs), not whole objects.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -106,9 +107,21 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+def _shared(value: Any) -> Any:
+    """A copy whose keys and short strings are interned: every parsed object otherwise carries its own
+    copy of "apiVersion", "TCP", "Ready"... (measured: half the memory of a cached ResolvedService)."""
+    if isinstance(value, dict):
+        return {sys.intern(key): _shared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shared(item) for item in value]
+    if isinstance(value, str) and len(value) <= 32:
+        return sys.intern(value)
+    return value
+
+
 def _slim(obj: Mapping[str, Any]) -> JsonObject:
-    """The object without what no reconcile reads and what costs most memory: managedFields and
-    kubectl's last-applied annotation (a second copy of the whole spec)."""
+    """The object without what no reconcile reads and what costs most memory (managedFields, kubectl's
+    last-applied annotation: a second copy of the whole spec), with shared strings."""
     slim = dict(obj)
     metadata = dict(slim.get("metadata") or {})
     metadata.pop("managedFields", None)
@@ -116,7 +129,8 @@ def _slim(obj: Mapping[str, Any]) -> JsonObject:
     if annotations and LAST_APPLIED in annotations:
         metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     slim["metadata"] = metadata
-    return slim
+    shared: JsonObject = _shared(slim)
+    return shared
 
 
 def _service_of_slice(obj: Mapping[str, Any] | None) -> str:
