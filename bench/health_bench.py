@@ -21,6 +21,7 @@ import resource
 import selectors
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from lvs_agent.health import (
     CheckSpec,
+    DnsProbe,
     HealthChange,
     HealthEngine,
     HttpProbe,
@@ -46,8 +48,37 @@ HTTP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\
 # --- listener child process ----------------------------------------------------------------------------
 
 
+def serve_dns(count: int) -> None:
+    """Child process: ``count`` UDP sockets answering every DNS query NOERROR with one A record."""
+    selector = selectors.DefaultSelector()
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((LOOPBACK, 0))
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        sockets.append(sock)
+    print(json.dumps([sock.getsockname()[1] for sock in sockets]), flush=True)
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 30, 4) + socket.inet_aton("192.0.2.53")
+    while True:
+        for key, _ in selector.select():
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            while True:
+                try:
+                    query, peer = sock.recvfrom(512)
+                except BlockingIOError:
+                    break
+                header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
+                with contextlib.suppress(OSError):
+                    sock.sendto(header + query[12:] + answer, peer)
+
+
 def serve(kind: str, count: int) -> None:
     """Child process: ``count`` listeners; TCP ones accept and close, HTTP ones answer 200 and close."""
+    if kind == "dns":
+        serve_dns(count)
+        return
     selector = selectors.DefaultSelector()
     listeners = []
     for _ in range(count):
@@ -172,6 +203,11 @@ async def run_engine(
         softirq = softirq_thread_seconds() - softirq0
     prober.close()
     return Throughput(label, len(ports), check.timing.interval, wall, checks, failed, cpu, softirq)
+
+
+def dns_check(interval: float) -> CheckSpec:
+    probe = DnsProbe("member.example", expect_answers=frozenset({"192.0.2.53"}))
+    return CheckSpec(probe, Timing(interval=interval, timeout=1.0, rise=2, fall=2, jitter=0.1))
 
 
 def tcp_check(interval: float, timeout: float = 1.0, fall: int = 2) -> CheckSpec:
@@ -348,6 +384,11 @@ async def main(quick: bool) -> None:
         results.append(
             await run_engine("HTTP 1,000 members @ 1 s", ports, http_check(1.0), warmup, window * 2)
         )
+    with listeners("dns", 1000) as ports:
+        results.append(
+            await run_engine("DNS saturated (1,000 responders)", ports, dns_check(0.05), warmup, window)
+        )
+        results.append(await run_engine("DNS 1,000 members @ 1 s", ports, dns_check(1.0), warmup, window * 2))
     for result in results:
         print(result.line())
     for result in results:
@@ -380,7 +421,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--serve", choices=["tcp", "http"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["tcp", "http", "dns"], help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--memory", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
