@@ -1,15 +1,32 @@
 """Health checking of real servers (what Piranha's ``nanny`` did), for every service on the director.
 
-Public API (see :mod:`lvs_agent.health.engine` for the design)::
+Wiring in the agent (see :mod:`lvs_agent.health.engine` for the design)::
 
-    engine = HealthEngine(NetworkProber(allow_exec=False), reporter=HealthReporter(publish))
+    prober = NetworkProber(allow_exec=config.allow_exec)          # one per agent; prober.close() at exit
+    reported = ReportedHealth(on_update=report_writer.kick)        # member health for the DirectorReport
+    engine = HealthEngine(
+        prober,
+        allow_exec=config.allow_exec,                             # Exec checks refused unless on
+        on_change=lambda change: reconcile_loop.kick(),           # straight to the IPVS reconcile
+        event_hook=events.emit,                                   # HealthEvent -> Kubernetes Event
+        reporter=HealthReporter(reported.publish),                # batched, per-member rate limit
+    )
+    binding = HealthBinding(engine, group_of=vip_group_of)        # lvs_api objects <-> engine
+    reconciler = Reconciler(..., health=binding.lookup)           # verdicts into the compiler
     async with engine:
-        engine.set_active("group-a", True)                     # this director drives group-a
-        engine.subscribe("shop/web", "198.51.100.11:80", "198.51.100.11", 80,
-                         CheckSpec(HttpProbe(path="/healthz"), Timing(interval=1, fall=2)), group="group-a")
-        # or declaratively each reconcile: engine.sync([SubscriptionRequest(...), ...])
-        for change in await engine.changes.get():              # coalesced transitions, active groups only
-            ...                                                # recompile the service with engine.health()
+        # before each reconcile pass (incremental: unchanged objects cost nothing):
+        binding.sync(desired_resolved_services)
+        # on each failover role change:
+        engine.set_active(group, role is Role.ACTIVE)
+        # DirectorReport: build_status(..., member_health=reported.member_health())
+        # metrics: engine.stats()
+
+Without the API models, subscribe directly::
+
+    engine.subscribe("shop/web", "198.51.100.11:80", "198.51.100.11", 80,
+                     CheckSpec(HttpProbe(path="/healthz"), Timing(interval=1, fall=2)), group="vip-a")
+    for change in await engine.changes.get():                     # coalesced, active groups only
+        ...
 """
 
 from lvs_agent.health.clock import Clock, LoopClock
