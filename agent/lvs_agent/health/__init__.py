@@ -3,7 +3,7 @@
 Wiring in the agent (see :mod:`lvs_agent.health.engine` for the design)::
 
     prober = NetworkProber(allow_exec=config.allow_exec)          # one per agent; prober.close() at exit
-    reported = ReportedHealth(on_update=report_writer.kick)        # member health for the DirectorReport
+    reported = ReportedHealth(on_update=refresh_report)            # rebuild status -> ReportWriter.update
     engine = HealthEngine(
         prober,
         allow_exec=config.allow_exec,                             # Exec checks refused unless on
@@ -11,7 +11,7 @@ Wiring in the agent (see :mod:`lvs_agent.health.engine` for the design)::
         event_hook=events.emit,                                   # HealthEvent -> Kubernetes Event
         reporter=HealthReporter(reported.publish),                # batched, per-member rate limit
     )
-    binding = HealthBinding(engine, group_of=vip_group_of)        # lvs_api objects <-> engine
+    binding = HealthBinding(engine, group_of=vip_group_of)        # (lvs_agent.health.convert)
     reconciler = Reconciler(..., health=binding.lookup)           # verdicts into the compiler
     async with engine:
         # before each reconcile pass (incremental: unchanged objects cost nothing):
