@@ -1,12 +1,15 @@
 """Real probes: TCP connect, HTTP/1.1 and HTTPS, UDP send/expect, DNS over UDP, exec.
 
 Built for many thousands of probes per second on one core:
-- the TCP connect check is a bare non-blocking ``connect`` watched with ``add_writer`` and a timer handle:
-  no task, no transport, no stream objects;
-- HTTP(S) is a minimal HTTP/1.1 client on an ``asyncio.Protocol`` (one request, ``Connection: close``)
-  that stops reading as soon as the answer is decided;
-- every probe socket is closed with ``SO_LINGER {1, 0}`` (a reset): a director making 10,000 connections
-  a second would otherwise pile up ``TIME_WAIT`` sockets and run out of ephemeral ports.
+- TCP connect, plain HTTP, UDP and DNS checks run on one epoll instance (:mod:`.reactor`): per check a
+  socket, a few syscalls and a future; no task, no transport, no timer handle;
+- HTTP is a minimal HTTP/1.1 client (one request, ``Connection: close``) whose judge
+  (:mod:`.httpcheck`) stops reading as soon as the answer is decided; HTTPS uses the same judge on an
+  ``asyncio.Protocol`` over TLS (a task per check: the handshake dominates anyway);
+- every TCP probe socket is closed with ``SO_LINGER {1, 0}`` (a reset): a director making 10,000
+  connections a second would otherwise pile up ``TIME_WAIT`` sockets and run out of ephemeral ports;
+- exec runs a command without a shell, in its own process group (killed whole on timeout), at most
+  ``max_exec`` at once.
 """
 
 from __future__ import annotations
@@ -165,7 +168,8 @@ class _HttpCheckProtocol(asyncio.Protocol):
 async def probe_http(
     address: str, port: int, spec: HttpProbe, timeout: float, tls_context: ssl.SSLContext | None = None
 ) -> ProbeResult:
-    """One HTTP(S) check; ``tls_context`` is required when ``spec.tls`` is set."""
+    """One HTTP(S) check over asyncio streams (the prober uses it for HTTPS; plain HTTP goes through the
+    reactor); ``tls_context`` is required when ``spec.tls`` is set."""
     loop = asyncio.get_running_loop()
     transport: asyncio.Transport | None = None
     try:
