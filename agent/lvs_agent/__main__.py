@@ -17,8 +17,13 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 from lvs_api.compiler import compile_resolved
 from lvs_api.planner import plan
+from lvs_kube.client import KubeClient
+from lvs_kube.config import load_config as load_kube_config
+from lvs_kube.errors import ApiError
+from lvs_kube.resources import NODE
 
 from lvs_agent.addresses import NetlinkVipAddresses
 from lvs_agent.config import AgentConfig, load_config
@@ -37,22 +42,25 @@ from lvs_agent.syncd import IpvsadmSyncDaemons, SyncDaemonConfig
 logger = logging.getLogger("lvs_agent")
 
 
-async def _node_labels(config: AgentConfig, client: object) -> dict[str, str]:
-    from lvs_kube.client import KubeClient
-    from lvs_kube.resources import NODE
-
-    assert isinstance(client, KubeClient)
-    node = await client.get(NODE, config.node)
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    return {str(key): str(value) for key, value in labels.items()}
+async def _node_labels(config: AgentConfig, client: KubeClient) -> dict[str, str]:
+    """This node's labels (for directorSelector). Retried while the API server is away: the kernel keeps
+    forwarding meanwhile, and exiting would only make the DaemonSet restart us into the same wait."""
+    delay = 0.5
+    while True:
+        try:
+            node = await client.get(NODE, config.node)
+        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
+            logger.warning("reading Node %s failed (retrying in %.1f s): %s", config.node, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        return {str(key): str(value) for key, value in labels.items()}
 
 
 async def run_agent(config: AgentConfig) -> None:
     client = None
     if "kube" in (config.source, config.lease) or config.report:
-        from lvs_kube.client import KubeClient
-        from lvs_kube.config import load_config as load_kube_config
-
         client = KubeClient(load_kube_config())
     try:
         labels = dict(config.node_labels)
