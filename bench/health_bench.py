@@ -20,10 +20,12 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,10 +76,40 @@ def serve_dns(count: int) -> None:
                     sock.sendto(header + query[12:] + answer, peer)
 
 
+def serve_https(count: int) -> None:
+    """Child process: ``count`` TLS listeners (a self-signed certificate made with openssl) answering 200."""
+    directory = Path(tempfile.mkdtemp(prefix="health-bench-tls-"))
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=member.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(HTTP_RESPONSE)
+            await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        servers = [await asyncio.start_server(handle, LOOPBACK, 0, ssl=context) for _ in range(count)]
+        print(json.dumps([server.sockets[0].getsockname()[1] for server in servers]), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
 def serve(kind: str, count: int) -> None:
     """Child process: ``count`` listeners; TCP ones accept and close, HTTP ones answer 200 and close."""
     if kind == "dns":
         serve_dns(count)
+        return
+    if kind == "https":
+        serve_https(count)
         return
     selector = selectors.DefaultSelector()
     listeners = []
@@ -203,6 +235,11 @@ async def run_engine(
         softirq = softirq_thread_seconds() - softirq0
     prober.close()
     return Throughput(label, len(ports), check.timing.interval, wall, checks, failed, cpu, softirq)
+
+
+def https_check(interval: float) -> CheckSpec:
+    probe = HttpProbe(path="/healthz", tls=True)
+    return CheckSpec(probe, Timing(interval=interval, timeout=2.0, rise=2, fall=2, jitter=0.1))
 
 
 def dns_check(interval: float) -> CheckSpec:
@@ -384,6 +421,10 @@ async def main(quick: bool) -> None:
         results.append(
             await run_engine("HTTP 1,000 members @ 1 s", ports, http_check(1.0), warmup, window * 2)
         )
+    with listeners("https", 200) as ports:
+        results.append(
+            await run_engine("HTTPS saturated (200 TLS listeners)", ports, https_check(0.1), warmup, window)
+        )
     with listeners("dns", 1000) as ports:
         results.append(
             await run_engine("DNS saturated (1,000 responders)", ports, dns_check(0.05), warmup, window)
@@ -421,7 +462,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--serve", choices=["tcp", "http", "dns"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["tcp", "http", "https", "dns"], help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--memory", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
