@@ -16,29 +16,35 @@ py=$(bash scripts/venv.sh)
 bin=$(dirname "$py")
 export PATH="$bin:$PATH"
 
+failed=()
+run() { "$@" || failed+=("$stage"); }
 for stage in "${stages[@]}"; do
   case "$stage" in
     lint)
       step "ruff"
-      "$bin/ruff" check .
+      run "$bin/ruff" check .
       step "mypy --strict"
-      "$bin/mypy" -p lvs_api -p lvs_kube -p lvs_controller -p lvs_agent -p lvs_apiserver -p lvs_cli -p lvs_guest
+      run "$bin/mypy" -p lvs_api -p lvs_kube -p lvs_controller -p lvs_agent -p lvs_apiserver -p lvs_cli -p lvs_guest
       step "import-linter"
-      "$bin/lint-imports"
+      run "$bin/lint-imports"
       ;;
     unit)
       step "unit tests"
-      "$py" -m pytest -q tests/unit
+      run "$py" -m pytest -q tests/unit
       ;;
     integration)
       step "API integration tests (embedded API server, real kubectl/kopf/kubernetes client)"
-      "$py" -m pytest -q tests/integration
+      run "$py" -m pytest -q tests/integration
       ;;
     kernel)
       step "kernel-guest tests (real IPVS in a Debian kernel guest)"
-      "$py" -m pytest -q tests/kernel
+      run "$py" -m pytest -q tests/kernel
       ;;
     *) echo "unknown stage: $stage" >&2; exit 2 ;;
   esac
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  step "FAILED: ${failed[*]}"
+  exit 1
+fi
 step "all passed: ${stages[*]}"
