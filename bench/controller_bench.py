@@ -331,13 +331,17 @@ async def scale(client: KubeClient, processes: Processes, count: int, changes: i
         index = rng.randrange(count)
         name = f"svc-{index:05d}"
         new_address = f"2001:db8:2:{index:x}::{100 + change:x}"
-        current = await client.get(res.RESOLVED_SERVICE, name, NAMESPACE_SCALE)
+        # A list narrowed to this one object gives a current collection resourceVersion to watch from
+        # (the object's own version may be older than the server's watch history).
+        current = await client.list(
+            res.RESOLVED_SERVICE, NAMESPACE_SCALE, label_selector=f"lvs.io/virtual-service={name}"
+        )
         before = processes.metrics()
         body = endpoint_slice(index, 2)
         body["endpoints"].append({"addresses": [new_address], "conditions": {"ready": True}})
         slice_now = await client.get(res.ENDPOINT_SLICE, body["metadata"]["name"], NAMESPACE_SCALE)
         body["metadata"]["resourceVersion"] = slice_now["metadata"]["resourceVersion"]
-        watch_from = current["metadata"]["resourceVersion"]
+        watch_from = current.resource_version
 
         async def wait_member(
             resource_version: str = watch_from, address: str = new_address, target: str = name
@@ -347,6 +351,7 @@ async def scale(client: KubeClient, processes: Processes, count: int, changes: i
                     res.RESOLVED_SERVICE,
                     NAMESPACE_SCALE,
                     resource_version=resource_version,
+                    label_selector=f"lvs.io/virtual-service={target}",
                     timeout_seconds=60,
                 ):
                     resource_version = event.object.get("metadata", {}).get(
