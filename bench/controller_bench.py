@@ -142,13 +142,17 @@ async def wait_metrics(processes: Processes) -> None:
 
 
 async def wait_idle(processes: Processes, quiet: float = 1.0, timeout: float = 1800) -> None:
-    """Until the controller's reconcile count stops moving and its queue is empty for ``quiet`` seconds."""
+    """Until the controller's reconcile and write counts stop moving and its queue is empty for ``quiet``
+    seconds."""
     deadline = time.monotonic() + timeout
     last = -1.0
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
         samples = processes.metrics()
-        total = counter(samples, "lvs_controller_reconciles_total")
+        # Reconciles and writes both still: pool status writes trail the VirtualService reconciles.
+        total = counter(samples, "lvs_controller_reconciles_total") + counter(
+            samples, "lvs_controller_api_writes_total"
+        )
         busy = samples.get("lvs_controller_queue_depth", 0) + samples.get(
             "lvs_controller_reconciles_in_flight", 0
         )
