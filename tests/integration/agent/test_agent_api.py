@@ -22,7 +22,7 @@ from lvs_kube.client import KubeClient
 from lvs_kube.config import load_config
 from lvs_kube.resources import DIRECTOR_REPORT, LEASE, NAMESPACE, RESOLVED_SERVICE
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 

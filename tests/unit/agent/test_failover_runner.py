@@ -8,10 +8,14 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from agent_fakes import FakeVipAddresses
 from lvs_agent.failover.lease import FileLeaseStore
 from lvs_agent.failover.machine import FailoverTiming, Role
 from lvs_agent.failover.runner import FailoverRunner, Peer
+
+# a hang (a blocked event loop, a stuck thread) fails with a traceback instead of stalling the suite
+pytestmark = pytest.mark.timeout(120)
 
 VIP = "203.0.113.10"
 GROUP = VIP

@@ -31,6 +31,9 @@ from lvs_api.ipvs import (
 from lvs_api.models import ResolvedMember, ResolvedService
 from lvs_api.planner import plan
 
+# a hang (a blocked event loop, a stuck thread) fails with a traceback instead of stalling the suite
+pytestmark = pytest.mark.timeout(120)
+
 WEB = ServiceKey(Family.INET, Protocol.TCP, "203.0.113.10", 80)
 KUBE_PROXY = ServiceKey(Family.INET, Protocol.TCP, "198.51.100.200", 443)
 KUBE_PROXY_TABLE = VirtualServer(
