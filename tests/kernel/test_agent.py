@@ -213,3 +213,21 @@ def test_foreign_services_and_addresses_are_byte_identical_after_100_syncs_with_
         reconciler = reconciler_for(kernel, tmp_path)
         reconciler.reconcile_once({})
     assert ipvsadm(director, "-Sn").stdout == foreign_rules
+
+
+def test_ipv6_vip_through_the_agent(topology: TopologyFactory, tmp_path: Path) -> None:
+    topo = topology(directors=1, real_servers=2, clients=1)
+    vip = topo.vip(0, version=6)
+    topo.serve_http(8080)
+    desired = tmp_path / "desired.yaml"
+    write_desired(desired, [resolved_service(
+        "web6", str(vip), [(str(rs.ipv6), 1) for rs in topo.real_servers], target_port=8080)])
+    agent = AgentProcess(topo.directors[0], tmp_path, desired, tmp_path / "leases")
+    with agents([agent]):
+        agent.wait_for(lambda: reachable(topo.client, str(vip)), what="traffic through the IPv6 VIP")
+        answers = collections.Counter(topo.client.http_get(vip, 80, count=8))
+        assert answers == {"rs1": 4, "rs2": 4}, answers
+        key = ServiceKey(Family.INET6, Protocol.TCP, str(vip), 80)
+        assert set(kernel_table(topo.directors[0])[key].dests) == {
+            DestKey(Family.INET6, str(rs.ipv6), 8080) for rs in topo.real_servers
+        }
