@@ -39,6 +39,7 @@ from lvs_agent.reconcile import PassResult
 logger = logging.getLogger("lvs_agent.report")
 
 AGENT_VERSION = "0.1.0"
+FIELD_MANAGER = "lvs-agent"  # the one writer of a DirectorReport's status
 MAX_ERRORS = 16
 
 
@@ -119,7 +120,12 @@ class ReportSink(Protocol):
 
 
 class KubeReportSink:
-    """Creates the node's DirectorReport once, then merge-patches its status subresource."""
+    """Creates the node's DirectorReport once, then server-side applies its status subresource.
+
+    Apply, not a merge patch: a merge patch never removes a map key it leaves out, so a deleted
+    service would stay in ``status.services`` forever (and hold the controller's finalizer). With
+    apply, whatever this field manager stops naming is removed, also across agent restarts.
+    """
 
     def __init__(self, client: KubeClient) -> None:
         self._client = client
@@ -132,7 +138,9 @@ class KubeReportSink:
             with contextlib.suppress(Conflict):  # already there (409 AlreadyExists)
                 await self._client.create(DIRECTOR_REPORT, body)
             self._exists = True
-        await self._client.patch_status(DIRECTOR_REPORT, node, status)
+        body = {"apiVersion": "lvs.io/v1alpha1", "kind": "DirectorReport",
+                "metadata": {"name": node}, "status": status}
+        await self._client.apply(DIRECTOR_REPORT, body, field_manager=FIELD_MANAGER, subresource="status")
 
 
 class ReportWriter:

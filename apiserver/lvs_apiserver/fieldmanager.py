@@ -357,6 +357,34 @@ def remove_path(obj: JsonDict, path: Path, node: SchemaNode) -> None:
             del list_kind
 
 
+def _value_at(obj: Any, path: Path) -> Any:
+    for kind, name in path:
+        if kind != "f" or not isinstance(obj, dict) or name not in obj:
+            return None
+        obj = obj[name]
+    return obj
+
+
+def _remove_emptied_parents(merged: JsonDict, dropped: set[Path], kept: set[Path]) -> None:
+    """Remove the maps that only held fields this apply dropped, as the real server does.
+
+    Ownership is recorded on leaves, so dropping `services.a.programmed` would otherwise leave
+    `services.a` behind, empty or holding only defaulted fields that nobody owns: a map entry the
+    applier meant to remove and that the schema may reject. A parent under which some manager (or
+    this apply) still owns a field stays.
+    """
+    for path in sorted(dropped, key=len, reverse=True):
+        for depth in range(len(path) - 1, 1, -1):  # never a top-level section (spec, status, metadata)
+            parent = path[:depth]
+            if any(kind != "f" for kind, _ in parent) or _covers(kept, parent):
+                break
+            if not isinstance(_value_at(merged, parent), dict):
+                break
+            container = _value_at(merged, parent[:-1])
+            if isinstance(container, dict):
+                del container[parent[-1][1]]
+
+
 def apply(
     live: JsonDict | None,
     applied: JsonDict,
@@ -402,6 +430,7 @@ def apply(
     for path in sorted(dropped, key=len):  # parents first: removing a list item removes its fields
         if not _covers(others, path):
             remove_path(merged, path, node)
+    _remove_emptied_parents(merged, dropped, applied_values.keys() | others)
     if mine is None:
         mine = ManagerEntry(manager, "Apply", api_version, now, subresource)
         entries.append(mine)

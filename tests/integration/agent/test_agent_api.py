@@ -141,3 +141,17 @@ async def test_director_report_is_created_once_then_status_patched_only_on_chang
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_director_report_drops_a_service_the_agent_no_longer_reports(client: KubeClient) -> None:
+    # A merge patch would keep "gone" forever and hold the controller's finalizer on its VirtualService.
+    node = f"node-{uuid.uuid4().hex[:6]}"
+    sink = KubeReportSink(client)
+    both = {"services": {"ns/kept": {"programmed": True}, "ns/gone": {"programmed": True}}}
+    await sink.write(node, both)
+    assert set((await client.get(DIRECTOR_REPORT, node))["status"]["services"]) == {"ns/kept", "ns/gone"}
+    await sink.write(node, {"services": {"ns/kept": {"programmed": True}}})
+    assert set((await client.get(DIRECTOR_REPORT, node))["status"]["services"]) == {"ns/kept"}
+    # A restarted agent (a new sink) that reports nothing any more empties the map too.
+    await KubeReportSink(client).write(node, {"ipvsServices": 0})
+    assert not (await client.get(DIRECTOR_REPORT, node))["status"].get("services")
