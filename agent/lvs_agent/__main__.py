@@ -111,9 +111,9 @@ async def run_agent(config: AgentConfig) -> None:
 
         loop_ = asyncio.get_running_loop()
 
-        def on_groups(groups: Mapping[str, frozenset[str]]) -> None:
+        def on_groups(groups: Mapping[str, frozenset[str]], gateways: Mapping[str, str | None]) -> None:
             # called on the reconcile thread; the runner lives on the event loop
-            loop_.call_soon_threadsafe(runner.set_groups, dict(groups))
+            loop_.call_soon_threadsafe(runner.set_groups, dict(groups), dict(gateways))
 
         def on_pass(result: PassResult) -> None:
             if writer is not None:

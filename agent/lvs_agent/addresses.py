@@ -3,7 +3,10 @@
 Ownership rule: every VIP the agent manages lives on one dummy interface that the agent creates and owns
 (``lvs0`` by default). Whatever is on that interface is ours, so ownership survives an agent restart
 without any record file, and an address anywhere else (kube-proxy's ``kube-ipvs0``, keepalived's VIPs on
-``eth0``, an operator's own) is never touched. A VIP that is already present on another interface is a
+``eth0``, an operator's own) is never touched. A VirtualService's ``natGateway`` (the real servers'
+floating default gateway, lvs.cf ``nat_router``) is held the same way, as a host address on this interface:
+the director answers ARP for it on the real-server side like for any local address, and it follows the
+active role with the VIPs of its group. A VIP that is already present on another interface is a
 conflict: reported, never taken.
 
 After a takeover the new active director announces the VIP on its uplink so that neighbours' caches
@@ -59,8 +62,12 @@ class VipAddresses(Protocol):
     def remove(self, vip: str) -> None:
         """Take ``vip`` off the agent's interface (idempotent)."""
 
-    def announce(self, vip: str) -> None:
-        """Tell the uplink's neighbours that ``vip`` is here now (GARP / unsolicited NA)."""
+    def announce(self, vip: str, interface: str | None = None) -> None:
+        """Tell the neighbours that ``vip`` is here now (GARP / unsolicited NA), on ``interface`` (a NAT
+        gateway's real-server side) or else on the uplink."""
+
+    def interface_towards(self, address: str) -> str | None:
+        """The interface whose connected route covers ``address`` (not the agent's own), if any."""
 
 
 class VipConflictError(RuntimeError):
@@ -272,9 +279,28 @@ class NetlinkVipAddresses:
         self._macs[uplink] = (mac, time.monotonic())
         return mac
 
-    def announce(self, vip: str) -> None:
+    def interface_towards(self, address: str) -> str | None:
+        parsed = ipaddress.ip_address(address)
+        family = socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
+        own = self._index(self.interface)
+        best: tuple[int, int] | None = None  # (prefix length, interface index): the longest match wins
+        for route in self._ipr.get_routes(family=family, table=254):
+            index = _attr(route, "RTA_OIF")
+            destination = _attr(route, "RTA_DST")
+            length = int(route["dst_len"])
+            if not index or int(index) == own or destination is None or length == 0:
+                continue
+            if parsed in ipaddress.ip_network(f"{destination}/{length}", strict=False):
+                if best is None or length > best[0]:
+                    best = (length, int(index))
+        if best is None:
+            return None
+        links = self._ipr.get_links(best[1])
+        return str(_attr(links[0], "IFLA_IFNAME")) if links else None
+
+    def announce(self, vip: str, interface: str | None = None) -> None:
         vip = canonical_vip(vip)
-        uplink = self.uplink_for(ipaddress.ip_address(vip).version)
+        uplink = interface or self.uplink_for(ipaddress.ip_address(vip).version)
         if uplink is None:
             return  # no uplink and no default route: nothing to announce on (a routed setup)
         cached = self._macs.get(uplink)

@@ -12,7 +12,8 @@ One pass (``Reconciler.reconcile_once``):
    written ahead (new keys before they are created) and pruned only after the kernel confirmed deletions.
 4. Failed operations (errno) mark their VirtualService ``Programmed=False`` with the errno name; the loop
    retries with exponential backoff (0.2 s doubling to 30 s) and never exits on a netlink error.
-5. The VIP groups (``vipGroup`` or the VIP itself) go to the failover runner, which moves the VIPs.
+5. The VIP groups (``vipGroup`` or the VIP itself) go to the failover runner, which moves the VIPs,
+   and with them each NAT service's ``natGateway`` (the real servers' floating default gateway).
    ``on_groups`` is called on the reconcile thread: hand it over to the event loop (the agent does).
 
 Nothing is written when the kernel already matches: an agent restart adopts the table as it is.
@@ -26,6 +27,7 @@ import concurrent.futures
 import contextlib
 import errno
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +78,7 @@ class PassResult:
     failed: int = 0
     outcomes: dict[str, ServiceOutcome] = field(default_factory=dict)
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    nat_gateways: dict[str, str | None] = field(default_factory=dict)  # address -> interface (None: route)
     owned: int = 0
     owned_dests: int = 0
     foreign: int = 0
@@ -100,7 +103,7 @@ class Reconciler:
         compile_service: CompileFn,
         plan: PlanFn,
         health: HealthLookup | None = None,
-        on_groups: Callable[[Mapping[str, frozenset[str]]], None] | None = None,
+        on_groups: Callable[[Mapping[str, frozenset[str]], Mapping[str, str | None]], None] | None = None,
         stats_interval: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -211,6 +214,11 @@ class Reconciler:
                                                   healthy_members=healthy, total_members=len(members))
             result.groups.setdefault(group, frozenset())
             result.groups[group] = result.groups[group] | {resolved.spec.service.vip}
+            gateway = resolved.spec.service.nat_gateway
+            if gateway is not None:  # the real servers' gateway follows the group's active director too
+                address = str(ipaddress.ip_address(gateway.address))
+                result.groups[group] = result.groups[group] | {address}
+                result.nat_gateways[address] = gateway.interface
         desired_table: dict[ServiceKey, VirtualServer] = {}
         for table in compiled.values():
             desired_table.update(table)
@@ -249,7 +257,7 @@ class Reconciler:
         result.owned_dests = sum(len(desired_table[key].dests) for key in desired_table)
         result.foreign = len([key for key in observed if key not in owned_before and key not in adds])
         if self._on_groups is not None:
-            self._on_groups(result.groups)
+            self._on_groups(result.groups, result.nat_gateways)
         self._read_stats()
         self.last = result
         return result

@@ -82,6 +82,7 @@ class FailoverRunner:
         self._boot_id = new_boot_id()
         self._sequence = 0
         self._groups: dict[str, frozenset[str]] | None = None  # None until the desired state is known
+        self._gateways: dict[str, str | None] = {}  # NAT gateway address -> real-server-side interface
         self.machines: dict[str, GroupMachine] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._transport: UdpHeartbeatTransport | None = None
@@ -93,8 +94,12 @@ class FailoverRunner:
 
     # --- desired groups -----------------------------------------------------------------------------
 
-    def set_groups(self, groups: Mapping[str, frozenset[str]]) -> None:
-        """The VIP groups this node serves and their VIPs (from the reconcile loop)."""
+    def set_groups(self, groups: Mapping[str, frozenset[str]],
+                   gateways: Mapping[str, str | None] | None = None) -> None:
+        """The VIP groups this node serves and their addresses (from the reconcile loop). ``gateways``
+        names the addresses that are NAT gateways, with the interface to announce them on (None: the
+        interface of the route towards them); they move with their group exactly like its VIPs."""
+        self._gateways = dict(gateways or {})
         now = self._monotonic()
         peer_names = [peer.node for peer in self.peers]
         for group in groups:
@@ -186,7 +191,15 @@ class FailoverRunner:
 
     def _announce(self, vip: str) -> None:
         try:
-            self._vips.announce(vip)
+            if vip in self._gateways:
+                # a NAT gateway is announced to the real servers, not on the uplink
+                interface = self._gateways[vip] or self._vips.interface_towards(vip)
+                if interface is None:
+                    logger.warning("NAT gateway %s: no interface towards it to announce on", vip)
+                    return
+                self._vips.announce(vip, interface)
+            else:
+                self._vips.announce(vip)
         except OSError as error:
             logger.warning("announcing %s failed: %s", vip, error)
 

@@ -455,6 +455,23 @@ class FallbackMember(ApiModel):
     )
 
 
+class NatGateway(ApiModel):
+    """A floating gateway address for the real servers of a NAT service (lvs.cf ``nat_router``)."""
+
+    address: IPAddress = Field(
+        description="The address the real servers use as their default gateway; same family as the VIP. "
+        "The active director of the VIP group holds it and announces it (gratuitous ARP / unsolicited NA)."
+    )
+    interface: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=15,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",
+        description="The director's interface towards the real servers, where the address is announced. "
+        "Default: the interface of the director's route to the address.",
+    )
+
+
 # --- the kind -------------------------------------------------------------------------------------
 
 
@@ -523,6 +540,11 @@ class VirtualServiceSpec(ApiModel):
         description="Failover group: VIPs of one group always move together between directors. "
         "Default: a group of its own per VIP.",
     )
+    nat_gateway: NatGateway | None = Field(
+        default=None,
+        description="Floating gateway for the real servers (forwarding: NAT only): it follows the active "
+        "director of the VIP group like the VIP, so the replies follow a failover. Default: none.",
+    )
 
     @property
     def ipv6(self) -> bool:
@@ -582,6 +604,23 @@ register_rules(
         fix="remove tunnel or set forwarding: Tunnel",
         check=lambda s: s.tunnel is None or s.forwarding is Forwarding.TUNNEL,
         reason="FieldValueForbidden",
+    ),
+    Rule(
+        name="nat-gateway-needs-nat",
+        field_path=".natGateway",
+        cel=f"!has(self.natGateway) || {_FORWARDING_CEL} == 'NAT'",
+        message="natGateway is only allowed with forwarding: NAT",
+        fix="remove natGateway or set forwarding: NAT",
+        check=lambda s: s.nat_gateway is None or s.forwarding is Forwarding.NAT,
+        reason="FieldValueForbidden",
+    ),
+    Rule(
+        name="nat-gateway-family-matches-vip",
+        field_path=".natGateway.address",
+        cel="!has(self.natGateway) || self.natGateway.address.contains(':') == self.vip.contains(':')",
+        message="natGateway.address must have the address family of the VIP",
+        fix="use an IPv4 gateway with an IPv4 VIP and an IPv6 one with an IPv6 VIP",
+        check=lambda s: s.nat_gateway is None or is_ipv6(s.nat_gateway.address) == s.ipv6,
     ),
     Rule(
         name="persistence-netmask-fits-family",

@@ -8,8 +8,11 @@ from lvs_agent.addresses import VipConflictError, canonical_vip
 class FakeVipAddresses:
     """In-memory ``VipAddresses`` for unit tests: records announcements, models foreign addresses."""
 
-    def __init__(self, foreign: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, foreign: dict[str, list[str]] | None = None,
+                 routes: dict[str, str] | None = None) -> None:
         self.interface_exists = False
+        self.routes = dict(routes or {})  # address -> interface of its connected route
+        self.announced_on: list[tuple[str, str | None]] = []
         self.vips: set[str] = set()
         self.foreign = dict(foreign or {})
         self.announced: list[str] = []
@@ -38,6 +41,10 @@ class FakeVipAddresses:
             self.vips.discard(vip)
             self.writes += 1
 
-    def announce(self, vip: str) -> None:
+    def announce(self, vip: str, interface: str | None = None) -> None:
         self.announced.append(canonical_vip(vip))
+        self.announced_on.append((canonical_vip(vip), interface))
+
+    def interface_towards(self, address: str) -> str | None:
+        return self.routes.get(canonical_vip(address))
 

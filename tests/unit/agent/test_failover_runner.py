@@ -112,3 +112,61 @@ async def test_a_vip_on_a_foreign_interface_is_reported_and_never_taken(tmp_path
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+GATEWAY = "198.51.100.1"
+
+
+async def test_the_nat_gateway_follows_the_active_director_and_is_announced_to_the_real_servers(
+    tmp_path: Path,
+) -> None:
+    ports = {"director-a": free_udp_port(), "director-b": free_udp_port()}
+    peers = [Peer(node, "127.0.0.1", port) for node, port in ports.items()]
+    store = FileLeaseStore(tmp_path, duration_seconds=10)
+    # director-b has no interface named for the gateway: it finds it by its route towards the address
+    gateways: dict[str, dict[str, str | None]] = {"director-a": {GATEWAY: "eth1"},
+                                                  "director-b": {GATEWAY: None}}
+    vips = {"director-a": FakeVipAddresses(), "director-b": FakeVipAddresses(routes={GATEWAY: "ens4"})}
+    runners = {
+        node: FailoverRunner(node=node, peers=peers, secret=b"s3cret", lease_store=store, vips=vips[node],
+                             bind=("127.0.0.1", port))
+        for node, port in ports.items()
+    }
+    for node, runner in runners.items():
+        runner.set_groups({GROUP: frozenset({VIP, GATEWAY})}, gateways[node])
+    tasks = {node: asyncio.create_task(runner.run()) for node, runner in runners.items()}
+    try:
+        await wait_until(lambda: any(GATEWAY in fake.vips for fake in vips.values()), timeout=3)
+        await asyncio.sleep(0.3)
+        [active] = [node for node, fake in vips.items() if GATEWAY in fake.vips]
+        [standby] = [node for node in ports if node != active]
+        assert VIP in vips[active].vips and not vips[standby].vips
+        expected = {"director-a": "eth1", "director-b": "ens4"}
+        assert (GATEWAY, expected[active]) in vips[active].announced_on
+        assert (VIP, None) in vips[active].announced_on  # the VIP still goes to the uplink
+        tasks[active].cancel()
+        await wait_until(lambda: {VIP, GATEWAY} <= vips[standby].vips, timeout=3)
+        await wait_until(lambda: (GATEWAY, expected[standby]) in vips[standby].announced_on, timeout=1)
+        # the group leaves the standby-turned-active node: the gateway goes with the VIP
+        runners[standby].set_groups({})
+        await wait_until(lambda: not vips[standby].vips, timeout=3)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+async def test_a_nat_gateway_on_a_foreign_interface_is_a_conflict_not_taken(tmp_path: Path) -> None:
+    vips = FakeVipAddresses(foreign={GATEWAY: ["eth1"]})
+    runner = FailoverRunner(node="solo", peers=[], secret=b"", lease_store=FileLeaseStore(tmp_path),
+                            vips=vips, bind=("127.0.0.1", 0))
+    runner.set_groups({"front": frozenset({VIP, GATEWAY})}, {GATEWAY: "eth1"})
+    task = asyncio.create_task(runner.run())
+    try:
+        await wait_until(lambda: VIP in vips.vips, timeout=3)
+        await asyncio.sleep(0.2)
+        assert runner.status()["front"].conflicts == {GATEWAY: ["eth1"]}
+        assert GATEWAY not in vips.vips
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -147,7 +147,7 @@ def test_errno_failure_is_reported_then_fixed_by_the_next_pass(tmp_path: Path) -
 def test_director_selector_and_vip_groups(tmp_path: Path) -> None:
     kernel = FakeIpvsKernel()
     groups: list[dict[str, frozenset[str]]] = []
-    reconciler = make(kernel, tmp_path, on_groups=lambda value: groups.append(dict(value)))
+    reconciler = make(kernel, tmp_path, on_groups=lambda value, _gateways: groups.append(dict(value)))
     result = reconciler.reconcile_once(state(
         resolved("a", vip="203.0.113.1", vipGroup="front"),
         resolved("b", vip="203.0.113.2", vipGroup="front"),
@@ -157,6 +157,22 @@ def test_director_selector_and_vip_groups(tmp_path: Path) -> None:
     assert groups[-1] == {"front": {"203.0.113.1", "203.0.113.2"}, "203.0.113.3": {"203.0.113.3"}}
     assert result.outcomes["shop/d"].reason == "NotSelected"
     assert ServiceKey(Family.INET, Protocol.TCP, "203.0.113.4", 80) not in kernel.dump()
+
+
+def test_a_nat_gateway_joins_its_vip_group(tmp_path: Path) -> None:
+    calls: list[tuple[dict[str, frozenset[str]], dict[str, str | None]]] = []
+    reconciler = make(FakeIpvsKernel(), tmp_path,
+                      on_groups=lambda value, gateways: calls.append((dict(value), dict(gateways))))
+    reconciler.reconcile_once(state(
+        resolved("a", vip="203.0.113.1", vipGroup="front", natGateway={"address": "198.51.100.1",
+                                                                       "interface": "eth1"}),
+        resolved("b", vip="203.0.113.2", vipGroup="front"),
+        resolved("c", vip="203.0.113.3", natGateway={"address": "198.51.100.2"}),
+    ))
+    groups, gateways = calls[-1]
+    assert groups == {"front": {"203.0.113.1", "203.0.113.2", "198.51.100.1"},
+                      "203.0.113.3": {"203.0.113.3", "198.51.100.2"}}
+    assert gateways == {"198.51.100.1": "eth1", "198.51.100.2": None}
 
 
 def test_a_service_deleted_behind_our_back_is_recreated(tmp_path: Path) -> None:

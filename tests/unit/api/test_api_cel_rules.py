@@ -101,6 +101,13 @@ CASES: list[tuple[type[ApiModel], dict[str, Any], set[str]]] = [
     (VirtualServiceSpec, vs_spec(fallback=[{"address": "2001:db8::99"}]), {"fallback-family-matches-vip"}),
     (VirtualServiceSpec, vs_spec(fallback=[{"address": "198.51.100.99"}]), set()),
     (VirtualServiceSpec, vs_spec(onePacket=True), {"one-packet-needs-udp"}),
+    (VirtualServiceSpec, vs_spec(natGateway={"address": "198.51.100.1", "interface": "eth1"}), set()),
+    (
+        VirtualServiceSpec,
+        vs_spec(forwarding="DirectRouting", natGateway={"address": "198.51.100.1"}),
+        {"nat-gateway-needs-nat"},
+    ),
+    (VirtualServiceSpec, vs_spec(natGateway={"address": "2001:db8::1"}), {"nat-gateway-family-matches-vip"}),
     (VirtualServiceSpec, vs_spec(onePacket=True, ports=[{"port": 53, "protocol": "UDP"}]), set()),
     (
         VirtualServiceSpec,
