@@ -290,9 +290,9 @@ class NetlinkVipAddresses:
             length = int(route["dst_len"])
             if not index or int(index) == own or destination is None or length == 0:
                 continue
-            if parsed in ipaddress.ip_network(f"{destination}/{length}", strict=False):
-                if best is None or length > best[0]:
-                    best = (length, int(index))
+            covers = parsed in ipaddress.ip_network(f"{destination}/{length}", strict=False)
+            if covers and (best is None or length > best[0]):
+                best = (length, int(index))
         if best is None:
             return None
         links = self._ipr.get_links(best[1])
