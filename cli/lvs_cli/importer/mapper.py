@@ -144,9 +144,9 @@ class Mapper:
             address, line = config.nat_router
             self.warn(
                 line,
-                f"nat_router {address}: no equivalent; the real servers' gateway address is not moved "
-                "between directors by the operator: keep routing the real servers through the directors "
-                "another way, or use DirectRouting",
+                f"nat_router {address}: mapped to natGateway on the NAT services (it follows the active "
+                "director like the VIP); the agent announces it on the interface of its route towards the "
+                "address, so the lvs.cf interface name is not carried over",
             )
         if config.sync_daemon_line is not None:
             self.warn(
@@ -345,6 +345,9 @@ class Mapper:
             spec["ports"] = [{"port": port, "protocol": virtual.protocol} for port in ports]
         spec["scheduler"] = self.scheduler(virtual)
         spec["forwarding"] = virtual.forwarding.value
+        gateway = self.nat_gateway(virtual, vip)
+        if gateway is not None:
+            spec["natGateway"] = {"address": gateway}
         tunnel = self.tunnel(virtual)
         if tunnel:
             spec["tunnel"] = tunnel
@@ -376,6 +379,15 @@ class Mapper:
                 "fails over on its own)",
             )
         return spec
+
+    def nat_gateway(self, virtual: VirtualServer, vip: str) -> str | None:
+        """lvs.cf ``nat_router``: the real servers' floating gateway, for the NAT services of its family."""
+        if self.config.nat_router is None or virtual.forwarding is not Forwarding.NAT:
+            return None
+        address = self.config.nat_router[0].split("/")[0]
+        if (":" in address) != (":" in vip):
+            return None  # the gateway of the other family's real servers
+        return address
 
     def scheduler(self, virtual: VirtualServer) -> dict[str, Any]:
         known = {member.value for member in SchedulerName}

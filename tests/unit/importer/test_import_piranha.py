@@ -29,6 +29,7 @@ def test_nat_sample_web_service_http_check_persistence_quiesce_sorry_server() ->
         "ports": [{"port": 80, "protocol": "TCP"}],
         "scheduler": {"name": "wlc"},
         "forwarding": "NAT",
+        "natGateway": {"address": "10.11.12.1"},  # nat_router: follows the active director
         "persistence": {"timeoutSeconds": 300, "netmask": "255.255.255.0"},
         # send "GET /healthz ... Host:", expect "HTTP/1.1 200 OK";
         # at one probe per 2 s: timeout 6 -> fall 3, reentry 15 -> rise 8
@@ -59,6 +60,7 @@ def test_nat_sample_tcp_connect_check_and_remove() -> None:
         "ports": [{"port": 25, "protocol": "TCP"}],
         "scheduler": {"name": "wrr"},
         "forwarding": "NAT",
+        "natGateway": {"address": "10.11.12.1"},  # nat_router: follows the active director
         "healthCheck": {"type": "TCP", "intervalSeconds": 2, "timeoutSeconds": 2, "rise": 15, "fall": 5},
         "onFailure": "Remove",
         "poolRef": {"name": "mail-pool"},
