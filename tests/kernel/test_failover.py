@@ -16,7 +16,7 @@ from pathlib import Path
 from agent_support import AgentProcess, Load, agents, resolved_service, write_desired
 from lvs_agent.failover.lease import FileLeaseStore
 from lvs_guest.client import Client
-from lvs_guest.topology import Forwarding, Host, Topology
+from lvs_guest.topology import BACK_V4, BACK_V6, NAT_GATEWAY_V4, NAT_GATEWAY_V6, Forwarding, Host, Topology
 
 TopologyFactory = Callable[..., Topology]
 SECRET = b"failover test secret\n"
@@ -149,3 +149,53 @@ def test_established_connections_survive_a_failover(topology: TopologyFactory, t
                 survived += 1
         print(f"\nconnections surviving the failover: {survived}/{len(connections)}")
         assert survived == len(connections), synced
+
+
+def drop_nat_gateway(topo: Topology) -> None:
+    """Take the real servers' gateway off the director the topology put it on: the agents own it here."""
+    director = topo.gateway_director
+    assert director is not None
+    with director.iproute() as ipr:
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        ipr.addr("del", index=eth0, address=str(NAT_GATEWAY_V4), prefixlen=BACK_V4.prefixlen)
+        ipr.addr("del", index=eth0, address=str(NAT_GATEWAY_V6), prefixlen=BACK_V6.prefixlen)
+    topo.gateway_director = None
+
+
+def test_the_nat_gateway_follows_the_active_director(topology: TopologyFactory, tmp_path: Path) -> None:
+    """NAT: the real servers' default gateway is the service's natGateway, held by whichever director is
+    active. Nobody moves it by hand: after the active dies, replies flow through the new active."""
+    topo = topology(directors=2, real_servers=2, clients=1)
+    drop_nat_gateway(topo)
+    vip, gateway = str(topo.vip(0)), str(NAT_GATEWAY_V4)
+    topo.serve_http(80)
+    secret = tmp_path / "secret"
+    secret.write_bytes(SECRET)
+    desired = tmp_path / "desired.yaml"
+    document = resolved_service("web", vip, [(str(rs.ipv4), 1) for rs in topo.real_servers])
+    document["spec"]["service"]["natGateway"] = {"address": gateway}  # interface: found by its route
+    write_desired(desired, [document])
+    processes = [
+        AgentProcess(director, tmp_path / director.name, desired, tmp_path / "leases", peers=topo.directors,
+                     secret_file=secret)
+        for director in topo.directors
+    ]
+    with agents(processes):
+        active, standby = wait_active(processes, vip)
+        active.wait_for(lambda: holds_vip(active.director, gateway), timeout=10, what="gateway taken")
+        assert not holds_vip(standby.director, gateway)
+        client = Client(topo.clients[0], timeout=0.2)
+        with Load(client, vip) as load:
+            active.wait_for(lambda: len([r for r in load.results if r[2]]) >= 10, what="load through NAT")
+            kill_director(active)
+            died_at = time.monotonic()
+            standby.wait_for(lambda: all(holds_vip(standby.director, a) for a in (vip, gateway)),
+                             timeout=10, what="takeover of the VIP and the gateway")
+            standby.wait_for(lambda: len([r for r in load.results if r[2] and r[0] > died_at]) >= 10,
+                             what="replies through the new director's gateway")
+        gap = load.longest_gap(after=died_at - 1.0)
+        print(f"\nNAT failover: client-observed gap {gap * 1000:.0f} ms, failed requests "
+              f"{len(load.failures())}\n" + standby.text())
+        assert {answer for start, _, ok, answer in load.results if ok and start > died_at} == {"rs1", "rs2"}
+        assert "took VIP " + gateway in standby.text()
+        assert gap < 3.0, gap
