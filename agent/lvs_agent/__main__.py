@@ -37,7 +37,7 @@ from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
 from lvs_agent.report import KubeReportSink, ReportWriter, build_status
-from lvs_agent.syncd import IpvsadmSyncDaemons, SyncDaemonConfig
+from lvs_agent.syncd import NetlinkSyncDaemons, SyncDaemonConfig
 
 logger = logging.getLogger("lvs_agent")
 
@@ -78,13 +78,15 @@ async def run_agent(config: AgentConfig) -> None:
         else:
             assert client is not None
             lease_store = KubeLeaseStore(client, config.lease_namespace, int(config.timing.lease_duration))
-        if config.sync_interface:
-            started = IpvsadmSyncDaemons().ensure(SyncDaemonConfig(config.sync_interface, config.sync_id))
-            logger.info("IPVS sync daemons: started %s", started or "none (already running)")
         vips = NetlinkVipAddresses(config.vip_interface, config.uplink)
         # pyroute2 sets its sockets up on an event loop of its own: not inside ours (see addresses.py)
         kernel = await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(IpvsNetlink, netns=config.netns))
+        if config.sync_interface:
+            # before the reconcile loop exists: the only user of the netlink socket at this point
+            sync = SyncDaemonConfig(config.sync_interface, config.sync_id)
+            started = NetlinkSyncDaemons(kernel).ensure(sync)
+            logger.info("IPVS sync daemons: started %s", started or "none (already running)")
         failovers: dict[str, int] = {}
         writer = ReportWriter(KubeReportSink(client), config.node) if (config.report and client) else None
 

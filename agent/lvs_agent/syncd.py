@@ -11,17 +11,18 @@ Keeping both running, rather than switching master/backup at every role change (
 received: the standby already holds the active's connections when the VIP moves. A director that has no
 connections (the standby) sends nothing, so the cost is one idle kernel thread.
 
-The daemons are started with ``ipvsadm --start-daemon`` (the agent image ships ipvsadm); the netlink
-adapter may take this over (``IPVS_CMD_NEW_DAEMON``) without changing this interface.
+The daemons are started over generic netlink (``IPVS_CMD_NEW_DAEMON``, through the agent's own codec), so
+the agent image needs no ``ipvsadm``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import re
-import subprocess
 from dataclasses import dataclass
 from typing import Protocol
+
+from lvs_agent.netlink import DaemonState, IpvsError, SyncDaemon, SyncDaemonControl
 
 logger = logging.getLogger("lvs_agent.syncd")
 
@@ -41,38 +42,30 @@ class SyncDaemons(Protocol):
         """Start whichever of master and backup is not running; returns the states started."""
 
 
-_DAEMON_LINE = re.compile(r"^(master|backup) sync daemon \(mcast=([^,]+),")
+class NetlinkSyncDaemons:
+    """``SyncDaemons`` over generic netlink. Raises :class:`IpvsError` (an ``OSError``) when the kernel
+    refuses, with its errno: ENODEV for a missing interface, EINVAL for a group that is not multicast."""
 
-
-class IpvsadmSyncDaemons:
-    def __init__(self, ipvsadm: str = "ipvsadm") -> None:
-        self._ipvsadm = ipvsadm
+    def __init__(self, control: SyncDaemonControl) -> None:
+        self._control = control
 
     def running(self) -> dict[str, str]:
-        done = subprocess.run([self._ipvsadm, "-L", "--daemon"], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise OSError(f"ipvsadm -L --daemon failed: {done.stderr.strip()}")
-        found: dict[str, str] = {}
-        for line in done.stdout.splitlines():
-            match = _DAEMON_LINE.match(line.strip())
-            if match:
-                found[match.group(1)] = match.group(2)
-        return found
+        return {daemon.state.label: daemon.interface for daemon in self._control.daemons()}
 
     def ensure(self, config: SyncDaemonConfig) -> list[str]:
         running = self.running()
         started: list[str] = []
-        for state in ("master", "backup"):
-            if state in running:
+        for state in (DaemonState.MASTER, DaemonState.BACKUP):
+            if state.label in running:
                 continue
-            command = [self._ipvsadm, "--start-daemon", state, "--mcast-interface", config.interface,
-                       "--syncid", str(config.sync_id)]
-            if config.multicast_group:
-                command += ["--mcast-group", config.multicast_group]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise OSError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+            daemon = SyncDaemon(state, config.interface, config.sync_id, group=config.multicast_group)
+            try:
+                self._control.start_daemon(daemon)
+            except IpvsError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue  # started by someone else since we looked: it runs, which is all we want
+                raise
             logger.info("started IPVS %s sync daemon on %s (syncid %d)",
-                        state, config.interface, config.sync_id)
-            started.append(state)
+                        state.label, config.interface, config.sync_id)
+            started.append(state.label)
         return started

@@ -30,10 +30,13 @@ from lvs_agent.netlink import uapi
 from lvs_agent.netlink.codec import (
     Buffer,
     Counters,
+    DaemonState,
     DestStats,
     DumpFormatError,
     IpvsDecoder,
     IpvsEncoder,
+    SyncDaemon,
+    daemon_reply,
     dest_stats,
     error_of,
     iter_messages,
@@ -93,7 +96,7 @@ def _open_pyroute2(kwargs: dict[str, Any]) -> IPVSSocket:
 
 
 class IpvsNetlink:
-    """Kernel IPVS through generic netlink (implements ``IpvsKernel``).
+    """Kernel IPVS through generic netlink (implements ``IpvsKernel`` and ``SyncDaemonControl``).
 
     ``netns``: name of a network namespace (``ip netns``) whose IPVS table to use; default the caller's.
     Raises :class:`IpvsError` (``errno`` ENOENT) when the kernel has no IPVS at all, and ``OSError`` when
@@ -333,6 +336,59 @@ class IpvsNetlink:
             self._dests(key, _stats_collector(decoder, key, dests, self._skipped))
             stats[key] = ServiceStats(counters, dests)
         return stats
+
+    # ------------------------------------------------------------------------------------- sync daemons
+
+    def _command(self, request: bytes, seq: int, what: str) -> None:
+        """Send one acknowledged request; raise :class:`IpvsError` with the kernel's errno if refused."""
+        try:
+            self._sock.send(request)
+        except OSError as exc:
+            raise IpvsError(exc.errno or errno.EIO, f"{what}: {exc.strerror}") from exc
+        while True:
+            try:
+                length = self._recv()
+            except IpvsError:
+                raise
+            except OSError as exc:
+                self._drain()
+                raise IpvsError(exc.errno or errno.EIO, f"{what}: {exc.strerror}") from exc
+            for header, payload in iter_messages(self._view, length):
+                if header.type != uapi.NLMSG_ERROR:
+                    continue
+                code, answered = error_of(self._view, payload)
+                if answered != seq:
+                    continue  # a late answer to an earlier request
+                if code:
+                    raise IpvsError(code, f"{what}: {errno.errorcode.get(code, code)}")
+                return
+
+    def daemons(self) -> list[SyncDaemon]:
+        found: list[SyncDaemon] = []
+
+        def on_daemon(buf: Buffer, payload: int, end: int) -> None:
+            try:
+                found.append(daemon_reply(buf, payload, end))
+            except DumpFormatError as exc:
+                self._skipped.append(f"sync daemon: {exc}")
+
+        seq = self._next_seq()
+        self._dump(self._encoder.get_daemons(seq), seq, on_daemon)
+        return found
+
+    def start_daemon(self, daemon: SyncDaemon) -> None:
+        seq = self._next_seq()
+        flags = uapi.NLM_F_REQUEST | uapi.NLM_F_ACK
+        try:
+            request = self._encoder.new_daemon(daemon, flags=flags, seq=seq)
+        except ValueError as exc:
+            raise IpvsError(errno.EINVAL, f"start {daemon.state.label} sync daemon: {exc}") from exc
+        self._command(request, seq, f"start {daemon.state.label} sync daemon on {daemon.interface}")
+
+    def stop_daemon(self, state: DaemonState) -> None:
+        seq = self._next_seq()
+        request = self._encoder.del_daemon(state, flags=uapi.NLM_F_REQUEST | uapi.NLM_F_ACK, seq=seq)
+        self._command(request, seq, f"stop {state.label} sync daemon")
 
     @property
     def skipped_entries(self) -> tuple[str, ...]:

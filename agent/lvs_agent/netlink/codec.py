@@ -20,7 +20,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import sys
 from collections.abc import Iterator, Mapping
+from enum import IntEnum
 from functools import lru_cache
 from typing import Final, NamedTuple, TypeAlias, TypeVar
 
@@ -125,6 +127,20 @@ STATS64_ATTRS: Final = AttrTable(
     "stats64", {name: (U64, nla_id) for name, (_, nla_id) in STATS_ATTRS.attrs.items()}
 )
 
+DAEMON_ATTRS: Final = AttrTable(
+    "daemon",
+    {
+        "state": (U32, uapi.IPVS_DAEMON_ATTR_STATE),
+        "mcast_ifn": (ASCIIZ, uapi.IPVS_DAEMON_ATTR_MCAST_IFN),
+        "sync_id": (U32, uapi.IPVS_DAEMON_ATTR_SYNC_ID),
+        "sync_maxlen": (U16, uapi.IPVS_DAEMON_ATTR_SYNC_MAXLEN),
+        "mcast_group": (BE32, uapi.IPVS_DAEMON_ATTR_MCAST_GROUP),  # the kernel reads nla_get_in_addr
+        "mcast_group6": (BINARY, uapi.IPVS_DAEMON_ATTR_MCAST_GROUP6),
+        "mcast_port": (U16, uapi.IPVS_DAEMON_ATTR_MCAST_PORT),  # host order (nla_get_u16), unlike others
+        "mcast_ttl": (U8, uapi.IPVS_DAEMON_ATTR_MCAST_TTL),
+    },
+)
+
 # ---------------------------------------------------------------------------------------------------------
 # Request layouts
 
@@ -176,6 +192,26 @@ def _layouts(style: str, key: tuple[str, ...]) -> _Layouts:
 INET_LAYOUTS: Final = _layouts("inet", SERVICE_KEY_INET)
 FWMARK_LAYOUTS: Final = _layouts("fwmark", SERVICE_KEY_FWMARK)
 GET_SERVICES: Final = _request("get_services", uapi.IPVS_CMD_GET_SERVICE)
+GET_DAEMONS: Final = _request("get_daemons", uapi.IPVS_CMD_GET_DAEMON)
+DEL_DAEMON: Final = _request(
+    "del_daemon", uapi.IPVS_CMD_DEL_DAEMON, Nest(uapi.IPVS_CMD_ATTR_DAEMON, DAEMON_ATTRS, ("state",))
+)
+# the attributes every kernel with netlink IPVS takes; the optional ones follow, in attribute order,
+# only when asked for (a kernel before 4.3 would refuse none of them, but would ignore them silently)
+DAEMON_REQUIRED: Final = ("state", "mcast_ifn", "sync_id")
+DAEMON_OPTIONAL: Final = ("sync_maxlen", "mcast_group", "mcast_group6", "mcast_port", "mcast_ttl")
+
+
+@lru_cache(maxsize=64)
+def new_daemon_layout(optional: tuple[str, ...]) -> RequestLayout:
+    """The NEW_DAEMON layout carrying the required attributes and ``optional`` (in that order)."""
+    fields = DAEMON_REQUIRED + optional
+    return _request(
+        f"new_daemon[{','.join(fields)}]",
+        uapi.IPVS_CMD_NEW_DAEMON,
+        Nest(uapi.IPVS_CMD_ATTR_DAEMON, DAEMON_ATTRS, fields),
+    )
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Value conversions
@@ -254,6 +290,31 @@ class NetlinkHeader(NamedTuple):
 
 class DumpFormatError(ValueError):
     """A dump carried a value this vocabulary cannot represent (e.g. an unknown protocol number)."""
+
+
+class DaemonState(IntEnum):
+    """``IPVS_DAEMON_ATTR_STATE``: which of the two kernel sync daemons."""
+
+    MASTER = uapi.IP_VS_STATE_MASTER  # sends this director's connection entries
+    BACKUP = uapi.IP_VS_STATE_BACKUP  # receives the peers' entries
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class SyncDaemon(NamedTuple):
+    """One kernel connection-sync daemon. ``None`` leaves a setting to the kernel's default when
+    starting (payload 1500 - headers, group 224.0.0.81, port 8848, TTL 1), and is what a dump of a kernel
+    before 4.3 reports (it knows only state, interface and sync id). ``group`` is IPv4 or IPv6 text."""
+
+    state: DaemonState
+    interface: str
+    sync_id: int = 0
+    max_length: int | None = None
+    group: str | None = None
+    port: int | None = None
+    ttl: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -390,6 +451,44 @@ class IpvsEncoder:
     def get_dests(self, service: ServiceKey, seq: int) -> bytes:
         layouts, values, sizes = self._service_values(service)
         return self._pack(layouts.get_dests, sizes, values, uapi.NLM_F_REQUEST | uapi.NLM_F_DUMP, seq)
+
+    def new_daemon(self, daemon: SyncDaemon, *, flags: int, seq: int) -> bytes:
+        """IPVS_CMD_NEW_DAEMON. Raises ValueError for what the kernel could not take (an interface name
+        longer than 15 bytes, a group that is not an address, a value out of its attribute's range)."""
+        ifname = daemon.interface.encode("ascii") + b"\0"
+        if not 1 < len(ifname) <= uapi.IP_VS_IFNAME_MAXLEN:
+            raise ValueError(f"interface name {daemon.interface!r}: 1 to 15 characters")
+        optional: list[str] = []
+        values: list[object] = [daemon.state, ifname, daemon.sync_id]
+        sizes: list[int] = [len(ifname)]
+        if daemon.max_length is not None:
+            optional.append("sync_maxlen")
+            values.append(daemon.max_length)
+        if daemon.group is not None:
+            group = ipaddress.ip_address(daemon.group)
+            if group.version == 4:
+                optional.append("mcast_group")
+                values.append(int.from_bytes(group.packed, sys.byteorder))  # the 4 bytes as they are
+            else:
+                optional.append("mcast_group6")
+                values.append(group.packed)
+                sizes.append(len(group.packed))
+        if daemon.port is not None:
+            optional.append("mcast_port")
+            values.append(daemon.port)
+        if daemon.ttl is not None:
+            optional.append("mcast_ttl")
+            values.append(daemon.ttl)
+        try:
+            return self._pack(new_daemon_layout(tuple(optional)), tuple(sizes), tuple(values), flags, seq)
+        except struct.error as exc:  # e.g. a port above 65535
+            raise ValueError(f"sync daemon {daemon}: {exc}") from exc
+
+    def del_daemon(self, state: DaemonState, *, flags: int, seq: int) -> bytes:
+        return self._pack(DEL_DAEMON, (), (state,), flags, seq)
+
+    def get_daemons(self, seq: int) -> bytes:
+        return self._pack(GET_DAEMONS, (), (), uapi.NLM_F_REQUEST | uapi.NLM_F_DUMP, seq)
 
 
 _SERVICE_COMMANDS: Final[Mapping[OpKind, int]] = {
@@ -564,6 +663,41 @@ class IpvsDecoder:
         config = self._interner.dest_configs.setdefault(config, config)
         return key, config
 
+
+def daemon_reply(buf: Buffer, payload: int, end: int) -> SyncDaemon:
+    """A GET_DAEMON reply (one per running daemon) -> :class:`SyncDaemon`."""
+    top = attribute_offsets(buf, payload + GENL_HEADER.size, end, uapi.IPVS_CMD_ATTR_DAEMON)
+    nest = top[uapi.IPVS_CMD_ATTR_DAEMON]
+    if not nest:
+        raise DumpFormatError("reply without the daemon nest")
+    o = attribute_offsets(buf, nest, nest + payload_length(buf, nest), DAEMON_ATTRS.max_id)
+    state_at, ifn_at, sync_id_at = (o[DAEMON_ATTRS.id_of(name)] for name in DAEMON_REQUIRED)
+    if not (state_at and ifn_at and sync_id_at):
+        raise DumpFormatError("daemon reply without state, interface or sync id")
+    state = _enum_value(_DAEMON_STATES, _U32.unpack_from(buf, state_at)[0], "sync daemon state")
+    interface = bytes(buf[ifn_at : ifn_at + payload_length(buf, ifn_at)]).split(b"\0", 1)[0].decode("ascii")
+
+    def optional(nla_id: int, unpacker: struct.Struct) -> int | None:
+        at = o[nla_id]
+        return int(unpacker.unpack_from(buf, at)[0]) if at else None
+
+    group: str | None = None
+    if group_at := o[uapi.IPVS_DAEMON_ATTR_MCAST_GROUP]:
+        group = socket.inet_ntop(socket.AF_INET, bytes(buf[group_at : group_at + 4]))
+    elif group_at := o[uapi.IPVS_DAEMON_ATTR_MCAST_GROUP6]:
+        group = str(ipaddress.IPv6Address(bytes(buf[group_at : group_at + 16])))
+    return SyncDaemon(
+        state,
+        interface,
+        _U32.unpack_from(buf, sync_id_at)[0],
+        optional(uapi.IPVS_DAEMON_ATTR_SYNC_MAXLEN, _U16),
+        group,
+        optional(uapi.IPVS_DAEMON_ATTR_MCAST_PORT, _U16),
+        optional(uapi.IPVS_DAEMON_ATTR_MCAST_TTL, _U8),
+    )
+
+
+_DAEMON_STATES: Final[Mapping[int, DaemonState]] = {s.value: s for s in DaemonState}
 
 # ---------------------------------------------------------------------------------------------------------
 # Statistics (for the per-node report)

@@ -10,6 +10,7 @@ destination of another family that is not tunnelled.
 from __future__ import annotations
 
 import errno
+import ipaddress
 from collections.abc import Iterable, Sequence
 
 from lvs_api.ipvs import (
@@ -26,8 +27,8 @@ from lvs_api.ipvs import (
     VirtualServer,
 )
 
-from lvs_agent.netlink.codec import Counters, DestStats
-from lvs_agent.netlink.kernel import ApplyResult, OpFailure, ServiceStats, StatsTable
+from lvs_agent.netlink.codec import Counters, DaemonState, DestStats, SyncDaemon
+from lvs_agent.netlink.kernel import ApplyResult, IpvsError, OpFailure, ServiceStats, StatsTable
 
 # every scheduler of a recent kernel ("twos" since 6.2)
 ALL_SCHEDULERS = frozenset(
@@ -143,3 +144,40 @@ class FakeIpvsKernel:
         if not code and op.dest_config is not None:
             dests[op.dest] = op.dest_config
         return code
+
+
+class FakeSyncDaemons:
+    """Implements ``SyncDaemonControl`` in memory, with the kernel's errors (``ip_vs_sync.c``): EEXIST
+    starting a daemon that runs, ESRCH stopping one that does not, ENODEV for an interface not in
+    ``interfaces``, EINVAL for a group that is not a multicast address or a name the kernel cannot take.
+    ``daemons()`` reports what was asked for, so settings left to the kernel read back as ``None``."""
+
+    def __init__(self, interfaces: Iterable[str] = ("eth0",)) -> None:
+        self.interfaces = frozenset(interfaces)
+        self.running: dict[DaemonState, SyncDaemon] = {}
+        self.requests = 0
+
+    def daemons(self) -> list[SyncDaemon]:
+        return [self.running[state] for state in sorted(self.running)]
+
+    def start_daemon(self, daemon: SyncDaemon) -> None:
+        self.requests += 1
+        if not 0 < len(daemon.interface.encode()) < 16:
+            raise IpvsError(errno.EINVAL, f"interface name {daemon.interface!r}")
+        if daemon.group is not None:
+            try:
+                multicast = ipaddress.ip_address(daemon.group).is_multicast
+            except ValueError:
+                multicast = False
+            if not multicast:
+                raise IpvsError(errno.EINVAL, f"sync group {daemon.group} is not multicast")
+        if daemon.state in self.running:
+            raise IpvsError(errno.EEXIST, f"{daemon.state.label} sync daemon already running")
+        if daemon.interface not in self.interfaces:
+            raise IpvsError(errno.ENODEV, f"no interface {daemon.interface}")
+        self.running[daemon.state] = daemon
+
+    def stop_daemon(self, state: DaemonState) -> None:
+        self.requests += 1
+        if self.running.pop(state, None) is None:
+            raise IpvsError(errno.ESRCH, f"no {state.label} sync daemon")

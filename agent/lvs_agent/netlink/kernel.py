@@ -13,7 +13,7 @@ from typing import NamedTuple, Protocol
 
 from lvs_api.ipvs import DestKey, Op, ServiceKey, Table
 
-from lvs_agent.netlink.codec import Counters, DestStats
+from lvs_agent.netlink.codec import Counters, DaemonState, DestStats, SyncDaemon
 
 
 class ServiceStats(NamedTuple):
@@ -76,3 +76,18 @@ class IpvsKernel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SyncDaemonControl(Protocol):
+    """The kernel's IPVS connection-sync daemons (``IPVS_CMD_*_DAEMON``), kept apart from ``IpvsKernel``:
+    only the agent's start-up needs them, not the reconcile loop. Errors are :class:`IpvsError`; branch
+    on ``.errno``: EEXIST (that daemon already runs), ESRCH (stopping one that does not), ENODEV (no such
+    interface), EINVAL (a group that is not multicast, or a request that cannot be encoded)."""
+
+    def daemons(self) -> list[SyncDaemon]:
+        """The daemons the kernel runs (at most one master and one backup)."""
+        ...
+
+    def start_daemon(self, daemon: SyncDaemon) -> None: ...
+
+    def stop_daemon(self, state: DaemonState) -> None: ...
