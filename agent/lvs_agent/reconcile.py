@@ -180,6 +180,7 @@ class Reconciler:
             self._startup, self._startup_owned = observed, owned_before
         compiled: dict[str, Table] = {}
         claimed_by: dict[ServiceKey, str] = {}
+        gateway_groups: dict[str, str] = {}  # NAT gateway address -> the VIP group it follows
         for key, resolved in sorted(selected.items()):
             generation = resolved.spec.accepted_generation
             group = vip_group_of(resolved)
@@ -217,8 +218,15 @@ class Reconciler:
             gateway = resolved.spec.service.nat_gateway
             if gateway is not None:  # the real servers' gateway follows the group's active director too
                 address = str(ipaddress.ip_address(gateway.address))
-                result.groups[group] = result.groups[group] | {address}
-                result.nat_gateways[address] = gateway.interface
+                holder = gateway_groups.setdefault(address, group)
+                if holder == group:
+                    result.groups[group] = result.groups[group] | {address}
+                    result.nat_gateways[address] = gateway.interface
+                else:  # in two groups it could be held by two directors at once: the first group keeps it
+                    result.outcomes[key].message = (
+                        f"natGateway {address} already follows VIP group {holder}; put both services in "
+                        "one vipGroup")
+                    logger.error("%s: %s", key, result.outcomes[key].message)
         desired_table: dict[ServiceKey, VirtualServer] = {}
         for table in compiled.values():
             desired_table.update(table)

@@ -175,6 +175,20 @@ def test_a_nat_gateway_joins_its_vip_group(tmp_path: Path) -> None:
     assert gateways == {"198.51.100.1": "eth1", "198.51.100.2": None}
 
 
+
+def test_a_nat_gateway_follows_one_group_only(tmp_path: Path) -> None:
+    calls: list[dict[str, frozenset[str]]] = []
+    reconciler = make(FakeIpvsKernel(), tmp_path,
+                      on_groups=lambda value, _gateways: calls.append(dict(value)))
+    result = reconciler.reconcile_once(state(
+        resolved("a", vip="203.0.113.1", natGateway={"address": "198.51.100.1"}),
+        resolved("b", vip="203.0.113.2", natGateway={"address": "198.51.100.1"}),
+    ))
+    assert calls[-1] == {"203.0.113.1": {"203.0.113.1", "198.51.100.1"}, "203.0.113.2": {"203.0.113.2"}}
+    assert result.outcomes["shop/b"].programmed
+    assert "already follows VIP group 203.0.113.1" in result.outcomes["shop/b"].message
+
+
 def test_a_service_deleted_behind_our_back_is_recreated(tmp_path: Path) -> None:
     kernel = FakeIpvsKernel()
     reconciler = make(kernel, tmp_path)
