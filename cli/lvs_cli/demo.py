@@ -33,10 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 API_ADDRESS = "192.0.2.250"  # on the bridge, in the LAN namespace: reachable from every director
 NAT_VIP = "203.0.113.10"  # deploy/examples/nat-web.yaml
 DR_VIP = "203.0.113.11"
-NOT_BUILT = [
-    "NAT failover: the real servers' return route (a floating inside gateway) is not moved by the agent; "
-    "the failover below is shown on the DirectRouting service",
-]
+NAT_GATEWAY = "198.51.100.1"  # the real servers' default gateway: natGateway in nat-web.yaml
+NOT_BUILT: list[str] = []
 
 DR_MANIFEST = f"""
 apiVersion: lvs.io/v1alpha1
@@ -153,6 +151,20 @@ class Demo:
 
     # --- helpers --------------------------------------------------------------------------------------
 
+    def drop_topology_gateway(self) -> None:
+        """The topology puts the real servers' gateway on dir1's eth0 (for tests without agents): take it
+        off, so that only the agents (natGateway) place it."""
+        from lvs_guest.topology import BACK_V4, BACK_V6, NAT_GATEWAY_V4, NAT_GATEWAY_V6
+
+        director = self.topo.gateway_director
+        if director is None:
+            return
+        with director.iproute() as ipr:
+            eth0 = ipr.link_lookup(ifname="eth0")[0]
+            ipr.addr("del", index=eth0, address=str(NAT_GATEWAY_V4), prefixlen=BACK_V4.prefixlen)
+            ipr.addr("del", index=eth0, address=str(NAT_GATEWAY_V6), prefixlen=BACK_V6.prefixlen)
+        self.topo.gateway_director = None
+
     def holder(self, vip: str, exclude: Any = None) -> Any:
         for director in self.topo.directors:
             if director is exclude:
@@ -187,9 +199,10 @@ class Demo:
         from lvs_guest.topology import Forwarding
 
         say("lvs-operator demo: real kernel IPVS in a guest, real API server, controller and agents.")
-        say("Not built yet (so not shown):")
-        for line in NOT_BUILT:
-            say(f"  - {line}")
+        if NOT_BUILT:
+            say("Not built yet (so not shown):")
+            for line in NOT_BUILT:
+                say(f"  - {line}")
         with step("network: a client, two directors (dir1, dir2), three real servers on one bridge"):
             self.topo.build()
             self.topo.serve_http(8080)  # NAT: the web service's targetPort
@@ -198,8 +211,10 @@ class Demo:
 
             with namespaces.entered(self.topo.lan):
                 subprocess.run(["ip", "addr", "add", f"{API_ADDRESS}/24", "dev", "br0"], check=True)
+            self.drop_topology_gateway()
             for host in self.topo.hosts:
                 say(f"   {host.name:8s} {host.ipv4}")
+            say(f"   real servers' default gateway: {NAT_GATEWAY}, on no director yet (the agents move it)")
         with step(f"embedded Kubernetes API server on {API_ADDRESS}:6443 (lvs_apiserver)"):
             self.start("apiserver", [sys.executable, "-m", "lvs_apiserver", "--host", API_ADDRESS, "--port",
                                      "6443", "--kubeconfig-out", str(self.kubeconfig)], self.topo.lan)
@@ -251,6 +266,16 @@ class Demo:
                  "a director to take each VIP")
             say(self.kubectl("get", "virtualservices.lvs.io", "-n", "shop").rstrip())
         nat_director = self.holder(NAT_VIP)
+        with step(f"natGateway: {nat_director.name}, active for {NAT_VIP}, holds the real servers' gateway "
+                  f"{NAT_GATEWAY} too (put on lvs0 and announced by gratuitous ARP by its agent)"):
+            wait(lambda: self.holder(NAT_GATEWAY) is nat_director, 30, "the agent to take the gateway")
+            took = [line for line in self.tail(f"agent-{nat_director.name}", 400).splitlines()
+                    if f"took VIP {NAT_GATEWAY}" in line]
+            say(f"   {nat_director.name}'s agent log: {took[-1].strip() if took else '(line rotated out)'}")
+            elsewhere = self.holder(NAT_GATEWAY, exclude=nat_director)
+            say(f"   {NAT_GATEWAY} on the other director: {'yes' if elsewhere else 'no'}")
+            if elsewhere:
+                raise StepFailed(f"{NAT_GATEWAY} is on both directors")
         with step(f"health checks on {nat_director.name}: rs3 is checked on port 9100 (its checkPort), "
                   "where nothing listens: after 3 failed checks it is quiesced (weight 0)"):
             wait(lambda: self.dest_weight(nat_director, "198.51.100.13") == 0, 60, "rs3 to be quiesced")
@@ -258,12 +283,6 @@ class Demo:
                 + ", ".join(f"{a}={self.dest_weight(nat_director, a)}" for a in
                             ("198.51.100.11", "198.51.100.12", "198.51.100.13")))
         client = Client(self.topo.clients[0], timeout=2)
-        if nat_director is not self.topo.gateway_director:
-            say(f"\n(NOT BUILT: the agent does not move the real servers' return gateway; the demo puts "
-                f"198.51.100.1 on {nat_director.name}, which holds the NAT VIP, by hand)")
-            self.topo.move_nat_gateway(nat_director)
-            for server in self.topo.real_servers:  # forget the old gateway's MAC
-                server.run(["ip", "neigh", "flush", "all"])
         with step(f"requests through the NAT VIP {NAT_VIP}:80 (wlc; persistence 300 s per client /24)"):
             answers = collections.Counter(client.http_get(NAT_VIP, 80, count=6))
             say(f"   answered by: {dict(sorted(answers.items()))} "
@@ -316,11 +335,16 @@ class Demo:
             say(f"   {survivor.name} holds {DR_VIP} now; the client saw a gap of {gap * 1000:.0f} ms "
                 f"({len([1 for _, ok in results if not ok])} request(s) timed out at 100 ms)")
             say(self.tail(f"agent-{survivor.name}", 4))
+            if nat_director is active:  # the NAT group failed over too, and its gateway with it
+                wait(lambda: self.holder(NAT_GATEWAY, exclude=active) is survivor, 30,
+                     "the standby to take the NAT gateway")
+                say(f"   the NAT group moved too: {survivor.name} holds {NAT_VIP} and the real servers' "
+                    f"gateway {NAT_GATEWAY}, taken by its agent")
             say(self.kubectl("get", "leases", "-n", "lvs-system").rstrip())
         with step("status as users see it (folded by the controller from the DirectorReports)"):
             time.sleep(3)
             say(self.kubectl("get", "virtualservices.lvs.io", "-n", "shop").rstrip())
-        say("\nDemo complete. Not built yet:")
+        say("\nDemo complete." + (" Not built yet:" if NOT_BUILT else ""))
         for line in NOT_BUILT:
             say(f"  - {line}")
 
