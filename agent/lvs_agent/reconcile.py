@@ -227,6 +227,12 @@ class Reconciler:
                         f"natGateway {address} already follows VIP group {holder}; put both services in "
                         "one vipGroup")
                     logger.error("%s: %s", key, result.outcomes[key].message)
+        vips = {str(ipaddress.ip_address(r.spec.service.vip)) for k, r in selected.items() if k in compiled}
+        for address in sorted(vips & result.nat_gateways.keys()):  # a VIP is never also a gateway
+            group = gateway_groups[address]
+            result.groups[group] = result.groups[group] - {address}
+            del result.nat_gateways[address]
+            logger.error("natGateway %s is also a VIP: not moved as a gateway of group %s", address, group)
         desired_table: dict[ServiceKey, VirtualServer] = {}
         for table in compiled.values():
             desired_table.update(table)

@@ -189,6 +189,18 @@ def test_a_nat_gateway_follows_one_group_only(tmp_path: Path) -> None:
     assert "already follows VIP group 203.0.113.1" in result.outcomes["shop/b"].message
 
 
+
+def test_a_nat_gateway_that_is_another_service_vip_is_not_moved_as_a_gateway(tmp_path: Path) -> None:
+    calls: list[dict[str, frozenset[str]]] = []
+    reconciler = make(FakeIpvsKernel(), tmp_path,
+                      on_groups=lambda value, _gateways: calls.append(dict(value)))
+    reconciler.reconcile_once(state(
+        resolved("a", vip="203.0.113.1", natGateway={"address": "203.0.113.2"}),
+        resolved("b", vip="203.0.113.2"),
+    ))
+    assert calls[-1] == {"203.0.113.1": {"203.0.113.1"}, "203.0.113.2": {"203.0.113.2"}}
+
+
 def test_a_service_deleted_behind_our_back_is_recreated(tmp_path: Path) -> None:
     kernel = FakeIpvsKernel()
     reconciler = make(kernel, tmp_path)
