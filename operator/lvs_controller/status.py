@@ -56,10 +56,18 @@ class DirectorFold:
     views: list[DirectorView] = field(default_factory=list)
     activations: int = 0
     active_since: str | None = None
+    became_active: dict[str, str] = field(default_factory=dict)  # node -> its group's Active `since`
 
     @property
     def active(self) -> list[str]:
-        return sorted(view.node for view in self.views if view.report.active)
+        """Directors reporting the VIP as active, the most recent activation first.
+
+        A director that died while active cannot withdraw its report, so for a while two reports say
+        active; the one that took over last holds the VIP (it won the Lease after the other), so it
+        comes first. RFC 3339 UTC timestamps of one format order as text.
+        """
+        nodes = sorted(view.node for view in self.views if view.report.active)
+        return sorted(nodes, key=lambda node: self.became_active.get(node, ""), reverse=True)
 
 
 def report_node(report: Mapping[str, Any]) -> str:
@@ -85,6 +93,7 @@ def fold_reports(
                 fold.activations += int(group.get("failovers") or 0)
                 if group.get("role") == "Active" and group.get("since"):
                     active_since.append((str(group["since"]), node))
+                    fold.became_active[node] = max(str(group["since"]), fold.became_active.get(node, ""))
     fold.views.sort(key=lambda view: view.node)
     if active_since:
         fold.active_since = max(active_since)[0]

@@ -176,3 +176,20 @@ def test_pool_and_vip_pool_status() -> None:
     world.apply_event(Kind.RESOLVED_SERVICE, "ADDED", resolved)
     world.apply_event(Kind.RESOLVED_SERVICE, "ADDED", outside)
     assert vip_pool_status(vip_pool(), world, now="t4")["claimedAddresses"] == 1
+
+
+def test_a_dead_directors_stale_report_does_not_hide_the_takeover() -> None:
+    # "a" died while active (its report still says so); "b" took the VIP later: b is the active director.
+    def active_on(node: str, since: str, failovers: int) -> dict[str, Any]:
+        entry = {"programmed": True, "acceptedGeneration": 3, "active": True, "healthyMembers": 2,
+                 "totalMembers": 2}
+        group = {"name": "g", "vips": ["203.0.113.10"], "role": "Active", "failovers": failovers,
+                 "since": since}
+        return report(node, entry, [group])
+
+    reports = [active_on("a", "2026-01-01T00:00:05Z", 1), active_on("b", "2026-01-01T00:09:00Z", 1)]
+    fold = fold_reports("shop/web", "203.0.113.10", "g", reports)
+    status = desired_status(evaluation(), fold, None, now="2026-01-01T00:10:00Z")
+    assert status["activeDirector"] == "b"
+    assert conditions(status)["Degraded"] == ("True", "MultipleActiveDirectors")
+    assert status["lastFailoverTime"] == "2026-01-01T00:09:00Z"
