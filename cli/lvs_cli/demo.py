@@ -342,7 +342,12 @@ class Demo:
                     f"gateway {NAT_GATEWAY}, taken by its agent")
             say(self.kubectl("get", "leases", "-n", "lvs-system").rstrip())
         with step("status as users see it (folded by the controller from the DirectorReports)"):
-            time.sleep(3)
+            def active_director(name: str) -> str:
+                return self.kubectl("get", "virtualservices.lvs.io", name, "-n", "shop",
+                                    "-o", "jsonpath={.status.activeDirector}").strip()
+
+            wait(lambda: active_director("demo-dr") == survivor.name, 30,
+                 f"the controller to report {survivor.name} as demo-dr's active director")
             say(self.kubectl("get", "virtualservices.lvs.io", "-n", "shop").rstrip())
         say("\nDemo complete." + (" Not built yet:" if NOT_BUILT else ""))
         for line in NOT_BUILT:

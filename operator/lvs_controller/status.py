@@ -56,18 +56,30 @@ class DirectorFold:
     views: list[DirectorView] = field(default_factory=list)
     activations: int = 0
     active_since: str | None = None
-    became_active: dict[str, str] = field(default_factory=dict)  # node -> its group's Active `since`
+    # node -> (its group's Active `since`, its report's heartbeatTime): how recent its word is
+    freshness: dict[str, tuple[datetime.datetime, datetime.datetime]] = field(default_factory=dict)
 
     @property
     def active(self) -> list[str]:
-        """Directors reporting the VIP as active, the most recent activation first.
+        """Directors reporting the VIP as active, the most recent word first.
 
         A director that died while active cannot withdraw its report, so for a while two reports say
-        active; the one that took over last holds the VIP (it won the Lease after the other), so it
-        comes first. RFC 3339 UTC timestamps of one format order as text.
+        active; the one that took over wrote its report after the other's last one (it won the Lease
+        after it), so it comes first.
         """
         nodes = sorted(view.node for view in self.views if view.report.active)
-        return sorted(nodes, key=lambda node: self.became_active.get(node, ""), reverse=True)
+        return sorted(nodes, key=lambda node: self.freshness.get(node, (_EPOCH, _EPOCH)), reverse=True)
+
+
+_EPOCH = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+def _timestamp(value: Any) -> datetime.datetime:
+    try:
+        parsed = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        return _EPOCH
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 def report_node(report: Mapping[str, Any]) -> str:
@@ -93,7 +105,9 @@ def fold_reports(
                 fold.activations += int(group.get("failovers") or 0)
                 if group.get("role") == "Active" and group.get("since"):
                     active_since.append((str(group["since"]), node))
-                    fold.became_active[node] = max(str(group["since"]), fold.became_active.get(node, ""))
+                if group.get("role") == "Active":
+                    word = (_timestamp(group.get("since")), _timestamp(status.get("heartbeatTime")))
+                    fold.freshness[node] = max(word, fold.freshness.get(node, word))
     fold.views.sort(key=lambda view: view.node)
     if active_since:
         fold.active_since = max(active_since)[0]

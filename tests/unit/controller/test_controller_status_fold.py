@@ -193,3 +193,19 @@ def test_a_dead_directors_stale_report_does_not_hide_the_takeover() -> None:
     assert status["activeDirector"] == "b"
     assert conditions(status)["Degraded"] == ("True", "MultipleActiveDirectors")
     assert status["lastFailoverTime"] == "2026-01-01T00:09:00Z"
+
+
+def test_without_since_the_freshest_report_names_the_active_director() -> None:
+    # Agents may leave `since` out: the survivor's report is written after the dead director's last one.
+    def active_on(node: str, heartbeat: str) -> dict[str, Any]:
+        entry = {"programmed": True, "acceptedGeneration": 3, "active": True, "healthyMembers": 2,
+                 "totalMembers": 2}
+        body = report(node, entry, [{"name": "g", "vips": ["203.0.113.10"], "role": "Active"}])
+        body["status"]["heartbeatTime"] = heartbeat
+        return body
+
+    reports = [active_on("a", "2026-01-01T00:00:05.5Z"), active_on("b", "2026-01-01T00:00:05Z")]
+    assert fold_reports("shop/web", "203.0.113.10", "g", reports).active == ["a", "b"]
+    reports = [active_on("a", "2026-01-01T00:00:05Z"), active_on("b", "2026-01-01T00:00:06.25Z")]
+    status = desired_status(evaluation(), fold_reports("shop/web", "203.0.113.10", "g", reports), None)
+    assert status["activeDirector"] == "b"
