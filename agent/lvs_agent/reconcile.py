@@ -330,8 +330,11 @@ class ReconcileLoop:
         wait: float = self.resync_interval
         try:
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives as the
+                # event is set, and the loop would never stop (seen as a hung shutdown)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), timeout=wait)
+                    async with asyncio.timeout(wait):
+                        await self._kick.wait()
                 self._kick.clear()
                 if self._desired is None:
                     wait = self.resync_interval

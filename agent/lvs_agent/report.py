@@ -176,8 +176,9 @@ class ReportWriter:
     async def run(self) -> None:
         backoff = self.min_interval
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=self.heartbeat_interval)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: 3.11's wait_for can swallow a cancel
+                async with asyncio.timeout(self.heartbeat_interval):
+                    await self._changed.wait()
             self._changed.clear()
             if self._latest is None:
                 continue

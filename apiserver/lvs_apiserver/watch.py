@@ -118,7 +118,8 @@ async def serve_watch(
                 if wait_for <= 0:
                     break
             try:
-                event = await asyncio.wait_for(subscription.queue.get(), timeout=wait_for)
+                async with asyncio.timeout(wait_for):  # not wait_for: 3.11's can lose a cancel or an event
+                    event = await subscription.queue.get()
             except TimeoutError:
                 if watch.bookmarks and time.monotonic() >= next_bookmark:
                     await response.write(encode("BOOKMARK", bookmark_object(rt, store.resource_version)))

@@ -155,17 +155,17 @@ class FailoverRunner:
     async def _lease_call(self, machine: GroupMachine, action: Action) -> None:
         try:
             if action.kind is ActionKind.READ_LEASE:
-                view = await asyncio.wait_for(self._store.read(machine.group), self._lease_timeout)
+                async with asyncio.timeout(self._lease_timeout):  # 3.11's wait_for can swallow a cancel
+                    view = await self._store.read(machine.group)
                 machine.lease_read(view, self._monotonic())
             elif action.kind is ActionKind.ACQUIRE_LEASE:
-                view = await asyncio.wait_for(
-                    self._store.acquire(machine.group, self.node, action.expected), self._lease_timeout
-                )
+                async with asyncio.timeout(self._lease_timeout):
+                    view = await self._store.acquire(machine.group, self.node, action.expected)
                 machine.lease_acquired(view, self._monotonic())
                 self._sync_vips()  # take the VIPs now, not at the next tick
             elif action.kind is ActionKind.RENEW_LEASE:
-                renewal = self._store.renew(machine.group, self.node)
-                view = await asyncio.wait_for(renewal, self._lease_timeout)
+                async with asyncio.timeout(self._lease_timeout):
+                    view = await self._store.renew(machine.group, self.node)
                 machine.lease_renewed(view, self._monotonic())
         except LeaseConflictError as conflict:
             machine.lease_lost(conflict.current, self._monotonic())
