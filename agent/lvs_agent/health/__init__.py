@@ -33,6 +33,7 @@ from lvs_agent.health.clock import Clock, LoopClock
 from lvs_agent.health.engine import (
     ChangeFeed,
     HealthChange,
+    HealthCounts,
     HealthEngine,
     HealthEvent,
     Subscription,
@@ -64,6 +65,7 @@ __all__ = [
     "ExecProbe",
     "Health",
     "HealthChange",
+    "HealthCounts",
     "HealthEngine",
     "HealthEvent",
     "HealthReporter",

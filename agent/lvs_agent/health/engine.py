@@ -91,6 +91,24 @@ class SubscriptionRequest:
     group: str = ""
 
 
+def state_name(healthy: Health) -> str:
+    """Metric label of a verdict."""
+    return "unknown" if healthy is None else ("healthy" if healthy else "unhealthy")
+
+
+class HealthCounts(NamedTuple):
+    """Copies of the engine's counters, for metrics (bounded: keys are probe kinds and states)."""
+
+    checks: dict[str, int]  # probes completed, by probe kind (TCP, HTTP, HTTPS, UDP, DNS, Exec)
+    failures: dict[str, int]  # of which failed
+    transitions: dict[str, int]  # by the state reached: healthy | unhealthy
+    members: dict[tuple[str, str], int]  # subscriptions by (probe kind, healthy|unhealthy|unknown|refused)
+    subscriptions: int
+    jobs: int
+    in_flight: int
+    events_suppressed: int
+
+
 class JobKey(NamedTuple):
     address: str
     port: int
@@ -397,6 +415,11 @@ class HealthEngine:
         self.probes_completed = 0
         self.probes_failed = 0
         self.transitions = 0
+        # [completed, failed] per probe kind; subscriptions per (kind, state), kept as they change so
+        # that a scrape costs the number of kinds, not the number of members
+        self._kind_probes: dict[str, list[int]] = {}
+        self._transitions_to = {"healthy": 0, "unhealthy": 0}
+        self._member_states: dict[tuple[str, str], int] = {}
 
     def stats(self) -> dict[str, int]:
         """Counters and gauges for metrics (e.g. Prometheus): cumulative probes, failures, transitions and
@@ -411,6 +434,23 @@ class HealthEngine:
             "in_flight": self.in_flight,
             "unhealthy": sum(1 for sub in self._subscriptions.values() if sub.healthy is False),
         }
+
+    def counts(self) -> HealthCounts:
+        """Counters by probe kind and member state (see :class:`HealthCounts`)."""
+        return HealthCounts(
+            checks={kind: pair[0] for kind, pair in self._kind_probes.items()},
+            failures={kind: pair[1] for kind, pair in self._kind_probes.items()},
+            transitions=dict(self._transitions_to),
+            members={key: count for key, count in self._member_states.items() if count},
+            subscriptions=len(self._subscriptions),
+            jobs=len(self._jobs),
+            in_flight=self.in_flight,
+            events_suppressed=self._events.suppressed,
+        )
+
+    def _count_members(self, kind: str, state: str, delta: int) -> None:
+        key = (kind, state)
+        self._member_states[key] = self._member_states.get(key, 0) + delta
 
     @property
     def events_suppressed(self) -> int:
@@ -484,6 +524,7 @@ class HealthEngine:
         self._group_members.setdefault(subscription.group, set()).add(key)
         self._service_members.setdefault(subscription.service, set()).add(subscription.member)
         if isinstance(request.check.probe, ExecProbe) and not self.allow_exec:
+            self._count_members(request.check.probe.kind, "refused", 1)
             self._refuse(subscription, EXEC_DISABLED_REASON)
             return subscription
         timing = request.check.timing
@@ -507,6 +548,7 @@ class HealthEngine:
         tracker.subscriptions.append(subscription)
         subscription.tracker = tracker
         known = tracker.healthy
+        self._count_members(tracker.job.probe_kind, state_name(known), 1)
         if known is not None:  # joined a check that already knows the answer
             reason = tracker.last_reason
             self._deliver(subscription, tracker, healthy=known, previous=None, reason=reason, events=False)
@@ -527,7 +569,10 @@ class HealthEngine:
             if not service_members:
                 del self._service_members[service]
         tracker = subscription.tracker
-        if tracker is not None:
+        if tracker is None:
+            self._count_members(subscription.check.probe.kind, "refused", -1)
+        else:
+            self._count_members(tracker.job.probe_kind, state_name(tracker.healthy), -1)
             subscription.tracker = None
             tracker.subscriptions.remove(subscription)
             job = tracker.job
@@ -671,8 +716,13 @@ class HealthEngine:
             result = future.result()
         job.last_result = result
         self.probes_completed += 1
+        by_kind = self._kind_probes.get(job.probe_kind)
+        if by_kind is None:
+            by_kind = self._kind_probes[job.probe_kind] = [0, 0]
+        by_kind[0] += 1
         if not result.ok:
             self.probes_failed += 1
+            by_kind[1] += 1
         now = self._clock.now()
         for tracker in list(job.trackers):
             transition = tracker.observe(result.ok, result.reason, now)
@@ -691,6 +741,10 @@ class HealthEngine:
         self.transitions += 1
         job = tracker.job
         subscriptions = list(tracker.subscriptions)
+        reached = state_name(transition.healthy)
+        self._transitions_to[reached] += 1
+        self._count_members(job.probe_kind, state_name(transition.previous), -len(subscriptions))
+        self._count_members(job.probe_kind, reached, len(subscriptions))
         services = sorted({sub.service for sub in subscriptions})
         applied = any(sub.active for sub in subscriptions)
         state = "healthy" if transition.healthy else "unhealthy"
