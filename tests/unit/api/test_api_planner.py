@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -222,6 +221,34 @@ def _big_table(services: int, members: int) -> dict[ServiceKey, VirtualServer]:
     return table
 
 
+class _LookupCountingTable(dict[ServiceKey, VirtualServer]):
+    """A table that counts how many of its entries a planner reads (lookups and iterated entries)."""
+
+    reads = 0
+
+    def get(self, key: ServiceKey, default: object = None) -> object:  # type: ignore[override]
+        self.reads += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key: ServiceKey) -> VirtualServer:
+        self.reads += 1
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.reads += 1
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[ServiceKey]:
+        for entry in super().__iter__():
+            self.reads += 1
+            yield entry
+
+    def items(self) -> Iterator[tuple[ServiceKey, VirtualServer]]:  # type: ignore[override]
+        for entry in super().items():
+            self.reads += 1
+            yield entry
+
+
 def test_one_member_change_at_10000_services_is_one_op() -> None:
     observed: Table = _big_table(10_000, 10)
     desired = dict(observed)
@@ -233,14 +260,12 @@ def test_one_member_change_at_10000_services_is_one_op() -> None:
     # Rebuilt observed (as a kernel dump would be): equal values, not the same objects.
     dumped = {k: VirtualServer(ServiceConfig(*v.config), dict(v.dests)) for k, v in observed.items()}
 
-    started = time.perf_counter()
     full = plan(desired, dumped, owned)
-    full_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    incremental = plan(desired, dumped, owned, only=[changed])
-    incremental_seconds = time.perf_counter() - started
+    counted_desired, counted_dumped = _LookupCountingTable(desired), _LookupCountingTable(dumped)
+    incremental = plan(counted_desired, counted_dumped, owned, only=[changed])
 
     assert [(op.kind, op.service, op.dest) for op in full] == [(OpKind.EDIT_DEST, changed, first)]
     assert list(incremental) == list(full)
-    assert incremental_seconds < 0.005
-    assert full_seconds < 1.0  # generous for a loaded CI machine; bench/plan_bench.py prints the figure
+    # Incremental planning reads the changed service only, not the 10,000-entry tables. Wall-clock
+    # figures (full vs incremental) are bench/plan_bench.py's job, not a test's on a shared machine.
+    assert counted_desired.reads + counted_dumped.reads <= 4, (counted_desired.reads, counted_dumped.reads)
