@@ -3,7 +3,8 @@
 Wires the parts together: desired-state source -> reconcile loop (compiler, planner, IpvsKernel,
 ownership record) -> failover runner (heartbeats, Leases, VIPs) -> DirectorReport writer. Each runs as
 its own asyncio task; none of them waits on another's I/O, so a slow API server never delays heartbeats
-or kernel programming.
+or kernel programming. With ``--metrics-port``, /metrics, /healthz and /readyz are served from the start
+(see :mod:`lvs_agent.metrics`), so the liveness probe passes while the agent waits for the API server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 from lvs_api.compiler import compile_resolved
+from lvs_api.models import ResolvedService
 from lvs_api.planner import plan
 from lvs_kube.client import KubeClient
 from lvs_kube.config import load_config as load_kube_config
@@ -33,6 +35,7 @@ from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import FailoverRunner
 from lvs_agent.health import HealthEngine, HealthReporter, NetworkProber
 from lvs_agent.health.convert import HealthBinding, ReportedHealth
+from lvs_agent.metrics import AgentMetrics, CountingReportSink, InstrumentedKernel, MetricsServer
 from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
@@ -59,6 +62,24 @@ async def _node_labels(config: AgentConfig, client: KubeClient) -> dict[str, str
 
 
 async def run_agent(config: AgentConfig) -> None:
+    metrics = AgentMetrics(config.metrics_detail)
+    readiness_checks: list[Callable[[], str | None]] = []  # filled as the parts come up
+
+    def readiness() -> str | None:
+        if not readiness_checks:
+            return "starting (reading the Node, opening netlink)"
+        for check in readiness_checks:
+            reason = check()
+            if reason is not None:
+                return reason
+        return None
+
+    server: MetricsServer | None = None
+    if config.metrics_port:
+        server = MetricsServer(metrics, readiness, address=config.metrics_address, port=config.metrics_port)
+        await server.start()
+        logger.info("metrics, /healthz and /readyz on %s:%d (detail: %s)", config.metrics_address,
+                    server.port, config.metrics_detail)
     client = None
     if "kube" in (config.source, config.lease) or config.report:
         client = KubeClient(load_kube_config())
@@ -88,7 +109,9 @@ async def run_agent(config: AgentConfig) -> None:
             started = NetlinkSyncDaemons(kernel).ensure(sync)
             logger.info("IPVS sync daemons: started %s", started or "none (already running)")
         failovers: dict[str, int] = {}
-        writer = ReportWriter(KubeReportSink(client), config.node) if (config.report and client) else None
+        writer = None
+        if config.report and client:
+            writer = ReportWriter(CountingReportSink(KubeReportSink(client), metrics), config.node)
 
         # Health: one engine for every member of every served service. Verdicts drive the kernel only
         # where this director is active for the group (a standby probes, warm, without applying).
@@ -100,6 +123,7 @@ async def run_agent(config: AgentConfig) -> None:
 
         def on_role(group: str, role: Role, term: int) -> None:
             logger.info("VIP group %s: %s (term %d)", group, role.value, term)
+            metrics.role_changes.labels(role.value).inc()
             if role is Role.ACTIVE:
                 failovers[group] = failovers.get(group, 0) + 1
             engine.set_active(group, role is Role.ACTIVE)
@@ -117,17 +141,37 @@ async def run_agent(config: AgentConfig) -> None:
             # called on the reconcile thread; the runner lives on the event loop
             loop_.call_soon_threadsafe(runner.set_groups, dict(groups), dict(gateways))
 
+        def before_pass(selected: dict[str, ResolvedService]) -> None:
+            metrics.pass_started()
+            binding.sync(selected)
+
         def on_pass(result: PassResult) -> None:
+            metrics.pass_finished(result)
             if writer is not None:
                 writer.update(build_status(result, groups=runner.status(), failovers=failovers,
                                            member_health=reported.member_health(), stats=reconciler.stats))
 
-        reconciler = Reconciler(node_labels=labels, kernel=kernel, record=OwnershipRecord(config.record_path),
+        reconciler = Reconciler(node_labels=labels, kernel=InstrumentedKernel(kernel, metrics),
+                                record=OwnershipRecord(config.record_path),
                                 compile_service=compile_resolved, plan=plan, health=binding.lookup,
                                 on_groups=on_groups, stats_interval=10.0)
         loop = ReconcileLoop(reconciler, source, resync_interval=config.resync_interval, on_pass=on_pass,
-                             before_pass=binding.sync)
+                             before_pass=before_pass)
         kick.append(loop.kick)
+        metrics.sources.health = engine.counts
+        metrics.sources.roles = lambda: {group: state.role.value for group, state in runner.status().items()}
+        metrics.sources.activations = lambda: failovers
+        metrics.sources.last_pass = lambda: reconciler.last
+        metrics.sources.ipvs_stats = lambda: reconciler.stats
+
+        def source_synced() -> str | None:
+            synced = getattr(source, "synced", None)  # KubeDesiredStateSource: the first list arrived
+            if isinstance(synced, asyncio.Event) and not synced.is_set():
+                return "desired state (ResolvedService list) not synced yet"
+            return None
+
+        readiness_checks.append(source_synced)
+        readiness_checks.append(lambda: None if loop.passes else "first reconcile pass not finished")
 
         async def health_changes() -> None:
             while True:
@@ -160,6 +204,8 @@ async def run_agent(config: AgentConfig) -> None:
     finally:
         if client is not None:
             await client.close()
+        if server is not None:
+            await server.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,9 @@ class AgentConfig:
     netns: str | None = None
     log_level: str = "INFO"
     allow_exec: bool = False
+    metrics_port: int = 0  # 0: no /metrics, /healthz, /readyz endpoint
+    metrics_address: str = "0.0.0.0"
+    metrics_detail: str = "services"  # none | services | destinations (see lvs_agent.metrics)
 
 
 def parse_peer(text: str) -> Peer:
@@ -107,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-exec", action="store_true",
                         default=(_env("ALLOW_EXEC", "false") or "").lower() in ("1", "true", "yes"),
                         help="allow healthCheck.type Exec (commands run in the agent's container)")
+    parser.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", "0") or 0),
+                        help="serve /metrics, /healthz and /readyz on this TCP port (0: off; the manifests "
+                             "use 9478)")
+    parser.add_argument("--metrics-address", default=_env("METRICS_ADDRESS", "0.0.0.0"),
+                        help="address the metrics endpoint listens on (host network: every interface by "
+                             "default)")
+    parser.add_argument("--metrics-detail", default=_env("METRICS_DETAIL", "services"),
+                        choices=["none", "services", "destinations"],
+                        help="label cardinality: none (fixed-size series only), services (per IPVS service, "
+                             "VirtualService and VIP group; default) or destinations (also per real server)")
     return parser
 
 
@@ -129,5 +142,6 @@ def load_config(argv: Sequence[str] | None = None) -> AgentConfig:
         peers=peers, heartbeat_bind=args.heartbeat_bind, heartbeat_port=args.heartbeat_port, secret=secret,
         timing=timing, record_path=args.record, sync_interface=args.sync_interface, sync_id=args.sync_id,
         report=not args.no_report, resync_interval=args.resync_interval, netns=args.netns,
-        log_level=args.log_level, allow_exec=args.allow_exec,
+        log_level=args.log_level, allow_exec=args.allow_exec, metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address, metrics_detail=args.metrics_detail,
     )
