@@ -90,9 +90,15 @@ def build_status(
         role = VIPGroupRole.UNKNOWN
         if status is not None:
             role = VIPGroupRole.ACTIVE if status.role is Role.ACTIVE else VIPGroupRole.STANDBY
+        # `failovers` is the count the Lease keeps (durable across agent restarts); the caller's
+        # in-memory count only stands in while the Lease has not been read
+        activations = status.activations if status is not None else None
+        if activations is None:
+            activations = (failovers or {}).get(name, 0)
         vip_groups.append(VIPGroupReport(
             name=name, vips=sorted(vips), role=role, lease_name=lease_name(name),
-            lease_holder=status.holder if status else None, failovers=(failovers or {}).get(name, 0),
+            lease_holder=status.holder if status else None, failovers=activations,
+            since=status.since if status is not None and role is not VIPGroupRole.UNKNOWN else None,
         ))
     errors = [result.error] if result.error else []
     for group_status in groups.values():

@@ -9,6 +9,12 @@
 Semantics shared by both: ``acquire`` succeeds only if the Lease still names the holder the caller decided
 to replace, and a change of holder increments ``transitions``: the new holder's *term*,
 the fencing token its heartbeats carry. ``renew`` succeeds only for the current holder.
+
+A change of holder also stamps the acquire time and adds one to the new holder's count of activations
+(``lvs.io/activations`` on the Lease: a JSON object node -> count). The holder re-taking its own Lease
+(an agent restart) keeps both: nobody else held the group in between, so it is the same activation.
+These are what the agent reports as ``vipGroups[].since`` and ``failovers``: written with the same
+compare-and-swap as the holder, they survive agent restarts and never count one activation twice.
 """
 
 from __future__ import annotations
@@ -58,6 +64,35 @@ def lease_name(group: str) -> str:
     return f"lvs-vip-{readable}-{digest}"
 
 
+ACTIVATIONS_ANNOTATION = "lvs.io/activations"
+
+
+def _taken(current: LeaseView, exists: bool, node: str,
+           now: datetime.datetime) -> tuple[int, datetime.datetime, dict[str, int]]:
+    """Term, acquire time and activation counts after ``node`` acquires a Lease that is ``current``."""
+    activations = dict(current.activations or {})
+    if exists and current.holder == node:  # the holder re-takes it: same term, same activation
+        activations.setdefault(node, 1)  # a Lease from before the counts existed: at least this one
+        return current.transitions, current.acquired or now, activations
+    activations[node] = activations.get(node, 0) + 1
+    return current.transitions + (1 if exists else 0), now, activations
+
+
+def _parse_activations(text: object) -> dict[str, int]:
+    """The activation counts from their JSON text; anything malformed reads as no counts."""
+    try:
+        return _activations(json.loads(str(text)) if text else {})
+    except ValueError:
+        return {}
+
+
+def _activations(raw: object) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(node): int(count) for node, count in raw.items()
+            if isinstance(count, int) and not isinstance(count, bool) and count >= 0}
+
+
 def _matches(current: LeaseView, expected: LeaseView | None) -> bool:
     """The caller decided to replace ``expected.holder`` (dead, or free): still the holder?"""
     if expected is None:
@@ -96,9 +131,14 @@ class FileLeaseStore:
 
     def _view(self, record: dict[str, Any] | None) -> LeaseView:
         if record is None:
-            return LeaseView("", 0, expired=True)
+            return LeaseView("", 0, expired=True, activations={})
         expired = time.time() > float(record["renewed"]) + float(record["duration"])
-        return LeaseView(str(record["holder"]), int(record["transitions"]), expired)
+        stamp = record.get("acquired")
+        acquired = None if stamp is None else datetime.datetime.fromtimestamp(float(stamp), datetime.UTC)
+        return LeaseView(
+            str(record["holder"]), int(record["transitions"]), expired, acquired=acquired,
+            activations=_activations(record.get("activations")),
+        )
 
     async def read(self, group: str) -> LeaseView:
         return self._locked(group, lambda record: (self._view(record), None))
@@ -108,11 +148,12 @@ class FileLeaseStore:
             current = self._view(record)
             if not _matches(current, expected):
                 raise LeaseConflictError(current)
-            transitions = current.transitions
-            if record is not None and current.holder != node:
-                transitions += 1
-            new = {"holder": node, "transitions": transitions, "renewed": time.time(),
-                   "duration": self.duration_seconds}
+            now = time.time()
+            transitions, acquired, activations = _taken(
+                current, record is not None, node, datetime.datetime.fromtimestamp(now, datetime.UTC))
+            new = {"holder": node, "transitions": transitions, "renewed": now,
+                   "duration": self.duration_seconds, "acquired": acquired.timestamp(),
+                   "activations": activations}
             return self._view(new), new
 
         return self._locked(group, update)
@@ -128,6 +169,21 @@ class FileLeaseStore:
         return self._locked(group, update)
 
 
+def _micro_time(moment: datetime.datetime) -> str:
+    """A Kubernetes MicroTime (RFC 3339, microseconds, UTC)."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_micro_time(text: object) -> datetime.datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
 class KubeLeaseStore:
     """Leases in the API server through lvs_kube's client (compare-and-swap on resourceVersion)."""
 
@@ -138,20 +194,22 @@ class KubeLeaseStore:
 
     @staticmethod
     def _now() -> str:
-        return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _micro_time(datetime.datetime.now(datetime.UTC))
 
     def _view(self, lease: dict[str, Any] | None) -> LeaseView:
         if lease is None:
-            return LeaseView("", 0, expired=True)
+            return LeaseView("", 0, expired=True, activations={})
         spec = lease.get("spec") or {}
-        renewed_text = spec.get("renewTime")
+        renewed = _parse_micro_time(spec.get("renewTime"))
         expired = True
-        if renewed_text:
-            renewed = datetime.datetime.fromisoformat(str(renewed_text).replace("Z", "+00:00"))
+        if renewed is not None:
             duration = float(spec.get("leaseDurationSeconds") or self.duration_seconds)
             expired = datetime.datetime.now(datetime.UTC).timestamp() > renewed.timestamp() + duration
         holder = str(spec.get("holderIdentity") or "")
-        return LeaseView(holder, int(spec.get("leaseTransitions") or 0), expired)
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        return LeaseView(holder, int(spec.get("leaseTransitions") or 0), expired,
+                         acquired=_parse_micro_time(spec.get("acquireTime")),
+                         activations=_parse_activations(annotations.get(ACTIVATIONS_ANNOTATION)))
 
     async def _get(self, group: str) -> dict[str, Any] | None:
         try:
@@ -164,7 +222,11 @@ class KubeLeaseStore:
     async def read(self, group: str) -> LeaseView:
         return self._view(await self._get(group))
 
-    async def _write(self, group: str, lease: dict[str, Any] | None, spec: dict[str, Any]) -> LeaseView:
+    async def _write(self, group: str, lease: dict[str, Any] | None, spec: dict[str, Any],
+                     activations: dict[str, int] | None = None) -> LeaseView:
+        counts = {}
+        if activations is not None:
+            counts[ACTIVATIONS_ANNOTATION] = json.dumps(activations, sort_keys=True)
         try:
             if lease is None:
                 body = {
@@ -172,12 +234,14 @@ class KubeLeaseStore:
                     "kind": "Lease",
                     "metadata": {"name": lease_name(group), "namespace": self.namespace,
                                  "labels": {"lvs.io/vip-group": lease_name(group)},
-                                 "annotations": {"lvs.io/vip-group": group}},
+                                 "annotations": {"lvs.io/vip-group": group, **counts}},
                     "spec": spec,
                 }
                 written = await self._client.create(LEASE, body, self.namespace)
             else:
-                lease = dict(lease, spec=spec)
+                metadata = dict(lease.get("metadata") or {})
+                metadata["annotations"] = {**(metadata.get("annotations") or {}), **counts}
+                lease = dict(lease, metadata=metadata, spec=spec)
                 written = await self._client.replace(LEASE, lease)
         except Conflict as error:
             raise LeaseConflictError(self._view(await self._get(group))) from error
@@ -190,11 +254,12 @@ class KubeLeaseStore:
         current = self._view(lease)
         if not _matches(current, expected):
             raise LeaseConflictError(current)
-        transitions = current.transitions + (1 if lease is not None and current.holder != node else 0)
-        stamp = self._now()
+        now = datetime.datetime.now(datetime.UTC)
+        transitions, acquired, activations = _taken(current, lease is not None, node, now)
         spec = {"holderIdentity": node, "leaseDurationSeconds": self.duration_seconds,
-                "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": transitions}
-        return await self._write(group, lease, spec)
+                "acquireTime": _micro_time(acquired), "renewTime": _micro_time(now),
+                "leaseTransitions": transitions}
+        return await self._write(group, lease, spec, activations)
 
     async def renew(self, group: str, node: str) -> LeaseView:
         lease = await self._get(group)

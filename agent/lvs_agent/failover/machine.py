@@ -30,9 +30,11 @@ The rule against split brain (docs/operations.md, "Failover"):
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import enum
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -59,11 +61,20 @@ class FailoverTiming:
 
 @dataclass(frozen=True)
 class LeaseView:
-    """What the store last told us about the group's Lease. ``expired`` is judged by the store."""
+    """What the store last told us about the group's Lease. ``expired`` is judged by the store.
+
+    ``acquired``: wall-clock time the holder took the Lease in this term (kept when the same holder
+    re-takes it after a restart, so it is the start of the holder's activation). ``activations``: per
+    node, how many times it became the holder (a durable count the stores keep in the Lease). Both are
+    None / empty when the view was learnt from a heartbeat, which carries neither; they do not take part
+    in equality (a view is identified by holder, term and expiry).
+    """
 
     holder: str
     transitions: int
     expired: bool = False
+    acquired: datetime.datetime | None = field(default=None, compare=False)
+    activations: Mapping[str, int] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -110,6 +121,8 @@ class GroupMachine:
     last_lease_attempt: float | None = None
     last_lease_failure: float | None = None
     holder_learned_at: float = 0.0
+    activations: int | None = None  # times this node became the holder, as the store last said
+    lease_from_store: bool = False  # ``lease`` came from the store, not only from a peer's heartbeat
     peer_views: dict[str, PeerView] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
 
@@ -121,21 +134,36 @@ class GroupMachine:
         self.peer_views[peer] = PeerView(now, active, term)
         if active and (self.lease is None or term >= self.lease.transitions) and self.role is Role.STANDBY:
             # an active peer holds the Lease at its term: keeps our view fresh without reading the API
-            self._learn_lease(LeaseView(peer, term), now)
+            self._learn_lease(LeaseView(peer, term), now, from_store=False)
 
-    def _learn_lease(self, view: LeaseView, now: float) -> None:
-        if self.lease is None or self.lease.holder != view.holder:
+    def _learn_lease(self, view: LeaseView, now: float, from_store: bool = True) -> None:
+        previous = self.lease
+        if previous is None or previous.holder != view.holder:
             self.holder_learned_at = now
+        if (not from_store and previous is not None and previous.holder == view.holder
+                and previous.transitions == view.transitions):
+            # a heartbeat confirms the term we already know: keep what the store told us about it
+            view = dataclasses.replace(view, acquired=previous.acquired, activations=previous.activations)
+        else:
+            self.lease_from_store = from_store
         self.lease = view
+
+    def _count_activations(self, view: LeaseView) -> None:
+        """Called with every view a store call returns. Only our own acquire changes our count, and it
+        answers with the store's view, so a view without counts (a heartbeat) leaves the last known one."""
+        if view.activations is not None:
+            self.activations = view.activations.get(self.node, 0)
 
     def lease_read(self, view: LeaseView, now: float) -> None:
         self.lease_pending = False
+        self._count_activations(view)
         self._learn_lease(view, now)
 
     def lease_acquired(self, view: LeaseView, now: float) -> None:
         """Our compare-and-swap write succeeded: we are the holder with term ``view.transitions``."""
         self.lease_pending = False
-        self.lease = view
+        self._count_activations(view)
+        self.lease, self.lease_from_store = view, True
         self.last_renewed = now
         if self.role is Role.STANDBY:
             self.role = Role.ACTIVE
@@ -144,7 +172,8 @@ class GroupMachine:
 
     def lease_renewed(self, view: LeaseView, now: float) -> None:
         self.lease_pending = False
-        self.lease = view
+        self._count_activations(view)
+        self.lease, self.lease_from_store = view, True
         self.last_renewed = now
 
     def lease_lost(self, view: LeaseView, now: float) -> None:
@@ -153,6 +182,7 @@ class GroupMachine:
         No retry wait: the answer is fresh information, and the next decision uses it.
         """
         self.lease_pending = False
+        self._count_activations(view)
         self._learn_lease(view, now)
 
     def lease_unavailable(self, now: float) -> None:
@@ -171,6 +201,20 @@ class GroupMachine:
         if self.lease is None or self.lease.holder == self.node:
             return None
         return False
+
+    def role_since(self) -> datetime.datetime | None:
+        """Wall-clock start of the current role as the Lease tells it, None if it does not.
+
+        Active: when this node acquired the Lease in its term (kept across a restart that keeps the term).
+        Standby: when the current holder acquired it, the moment the group last changed hands, since when
+        this node has not been the active one.
+        """
+        lease = self.lease
+        if lease is None:
+            return None
+        if self.role is Role.ACTIVE:
+            return lease.acquired if lease.holder == self.node and lease.transitions == self.term else None
+        return lease.acquired if lease.holder not in ("", self.node) else None
 
     # --- decisions ----------------------------------------------------------------------------------
 
@@ -221,7 +265,9 @@ class GroupMachine:
     def _decide_standby(self, now: float) -> list[Action]:
         if self.lease_pending:
             return []
-        if self.lease is None:
+        if self.lease is None or not self.lease_from_store:
+            # the holder's term is known only from its heartbeat: read the store once, for the acquire
+            # time and activation counts it keeps, which heartbeats do not carry
             if self._retry_wait_over(now):
                 self.lease_pending = True
                 self.last_lease_attempt = now

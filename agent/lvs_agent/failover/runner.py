@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -49,7 +50,11 @@ class GroupStatus:
     term: int
     holder: str | None
     conflicts: dict[str, list[str]] = field(default_factory=dict)
-    last_transition: float | None = None
+    last_transition: float | None = None  # monotonic
+    # wall-clock start of the role: from the Lease when it says (stable across heartbeats and restarts),
+    # else when this agent saw the role change
+    since: datetime.datetime | None = None
+    activations: int | None = None  # times this node became active for the group (from the Lease)
 
 
 class FailoverRunner:
@@ -89,6 +94,7 @@ class FailoverRunner:
         self.conflicts: dict[str, list[str]] = {}
         self.transitions: dict[str, float] = {}
         self._last_role: dict[str, Role] = {}
+        self._role_changed_at: dict[str, datetime.datetime] = {}  # wall clock, for a Lease without times
         self._owned: frozenset[str] | None = None  # VIPs on our interface, re-read every OWNED_REFRESH s
         self._owned_read_at = 0.0
 
@@ -108,6 +114,8 @@ class FailoverRunner:
         for group in list(self.machines):
             if group not in groups:
                 del self.machines[group]
+                self._last_role.pop(group, None)
+                self._role_changed_at.pop(group, None)
         self._groups = {group: frozenset(vips) for group, vips in groups.items()}
 
     def status(self) -> dict[str, GroupStatus]:
@@ -120,6 +128,8 @@ class FailoverRunner:
                 machine.lease.holder if machine.lease else None,
                 {vip: holders for vip, holders in self.conflicts.items() if vip in vips},
                 self.transitions.get(group),
+                machine.role_since() or self._role_changed_at.get(group),
+                machine.activations,
             )
         return report
 
@@ -223,6 +233,8 @@ class FailoverRunner:
             if self._last_role.get(group) != role:
                 self._last_role[group] = role
                 self.transitions[group] = self._monotonic()
+                self._role_changed_at[group] = datetime.datetime.fromtimestamp(
+                    self._wall_clock_ns() / 1e9, datetime.UTC)
                 if self._on_role_change is not None:
                     self._on_role_change(group, role, machine.term)
         for vip in sorted(wanted - owned):

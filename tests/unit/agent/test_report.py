@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 from lvs_agent.failover.lease import lease_name
@@ -73,3 +74,24 @@ def test_conflicts_and_errors_are_reported(tmp_path: Path) -> None:
     assert any("kube-ipvs0" in error for error in status.errors)
     assert status.vip_groups == []  # a conflicting service contributes no VIP group
     assert status.foreign_services == 1
+
+
+def test_the_group_reports_the_leases_since_and_activation_count(tmp_path: Path) -> None:
+    reconciler = Reconciler(node_labels={}, kernel=FakeIpvsKernel(),
+                            record=OwnershipRecord(tmp_path / "owned.json"), compile_service=compile_resolved,
+                            plan=plan, health=lambda _key, _member: True)
+    result = reconciler.reconcile_once(desired())
+    since = datetime.datetime(2026, 1, 1, 0, 0, 5, 250000, tzinfo=datetime.UTC)
+    groups = {"front": GroupStatus(Role.ACTIVE, 3, "dir1", since=since, activations=4)}
+    # the Lease's count wins over the caller's in-memory one (which an agent restart resets)
+    status = build_status(result, groups=groups, failovers={"front": 1})
+    [group] = status.vip_groups
+    assert (group.since, group.failovers) == (since, 4)
+    assert status_body(status)["vipGroups"][0]["since"] == "2026-01-01T00:00:05.250000Z"
+    # a Lease not read yet: the in-memory count stands in
+    unread = {"front": GroupStatus(Role.STANDBY, 0, None)}
+    [group] = build_status(result, groups=unread, failovers={"front": 1}).vip_groups
+    assert (group.role, group.since, group.failovers) == (VIPGroupRole.STANDBY, None, 1)
+    # no failover state at all: role Unknown, no since
+    [group] = build_status(result).vip_groups
+    assert (group.role, group.since, group.failovers) == (VIPGroupRole.UNKNOWN, None, 0)
