@@ -404,7 +404,10 @@ def test_agent_options_follow_values() -> None:
         "--sync-interface=eth2",
         "--sync-id=7",
     } <= set(args)
-    assert container(daemonset)["ports"] == [{"name": "heartbeat", "containerPort": 7000, "protocol": "UDP"}]
+    assert container(daemonset)["ports"] == [
+        {"name": "heartbeat", "containerPort": 7000, "protocol": "UDP"},
+        {"name": "metrics", "containerPort": 9478, "protocol": "TCP"},  # agent.metrics.port (default)
+    ]
     env = env_of(daemonset)
     assert env["LVS_AGENT_ALLOW_EXEC"] == "true"
     assert env["LVS_AGENT_LOG_LEVEL"] == "WARNING"
