@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from test_chart import DEPLOY_EQUIVALENT, REPO, container, expand_env, find, render
-
 from lvs_agent.config import build_parser, load_config
+from test_chart import DEPLOY_EQUIVALENT, REPO, container, expand_env, find, render
 
 Manifest = dict[str, Any]
 
@@ -34,7 +33,8 @@ def test_default_serves_metrics_with_probes_on_the_named_port() -> None:
 
 
 def test_metrics_values_follow_and_port_zero_turns_everything_off() -> None:
-    daemonset = agent_daemonset({"agent": {"metrics": {"port": 9999, "detail": "none", "podAnnotations": True}}})
+    metrics = {"port": 9999, "detail": "none", "podAnnotations": True}
+    daemonset = agent_daemonset({"agent": {"metrics": metrics}})
     parsed = parsed_args(daemonset)
     assert (parsed.metrics_port, parsed.metrics_detail) == (9999, "none")
     annotations = daemonset["spec"]["template"]["metadata"]["annotations"]
