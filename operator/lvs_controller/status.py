@@ -54,21 +54,35 @@ class DirectorFold:
     """The directors' reports about one VirtualService, summarised."""
 
     views: list[DirectorView] = field(default_factory=list)
-    activations: int = 0
-    active_since: str | None = None
+    # node -> times it became active for the VS's VIP group (its vipGroups[].failovers). Agents take that
+    # count from the group's Lease, where each acquire by a new holder adds one under compare-and-swap,
+    # so it survives agent restarts; the sum over directors is the number of activations of the group.
+    node_activations: dict[str, int] = field(default_factory=dict)
     # node -> (its group's Active `since`, its report's heartbeatTime): how recent its word is
     freshness: dict[str, tuple[datetime.datetime, datetime.datetime]] = field(default_factory=dict)
+    # node -> its Active group's `since` as written (kept verbatim for lastFailoverTime)
+    since_text: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def activations(self) -> int:
+        return sum(self.node_activations.values())
 
     @property
     def active(self) -> list[str]:
         """Directors reporting the VIP as active, the most recent word first.
 
         A director that died while active cannot withdraw its report, so for a while two reports say
-        active; the one that took over wrote its report after the other's last one (it won the Lease
-        after it), so it comes first.
+        active. The one that took over acquired the group's Lease later, which its `since` (the Lease's
+        acquire time) says; without `since` (an older agent), the report written last comes first.
         """
         nodes = sorted(view.node for view in self.views if view.report.active)
         return sorted(nodes, key=lambda node: self.freshness.get(node, (_EPOCH, _EPOCH)), reverse=True)
+
+    @property
+    def active_since(self) -> str | None:
+        """`since` of the active director's group: when it took the VIP."""
+        active = self.active
+        return self.since_text.get(active[0]) if active else None
 
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.UTC)
@@ -87,12 +101,20 @@ def report_node(report: Mapping[str, Any]) -> str:
     return str(spec.get("nodeName") or (report.get("metadata") or {}).get("name") or "")
 
 
+def _group_of(status: Mapping[str, Any], vip: str, vip_group: str) -> Mapping[str, Any] | None:
+    """The report's entry for the VS's VIP group: by name, else the group that holds its VIP."""
+    groups = [group for group in status.get("vipGroups") or [] if isinstance(group, dict)]
+    named = [group for group in groups if group.get("name") == vip_group]
+    holding = [group for group in groups if vip in (group.get("vips") or [])]
+    found = named or holding
+    return found[0] if found else None
+
+
 def fold_reports(
     service_key: str, vip: str, vip_group: str, reports: Iterable[Mapping[str, Any]]
 ) -> DirectorFold:
     """Collect each director's entry for ``service_key`` ("namespace/name") and its VIP group's failovers."""
     fold = DirectorFold()
-    active_since: list[tuple[str, str]] = []
     for report in reports:
         status = report.get("status") or {}
         node = report_node(report)
@@ -100,18 +122,40 @@ def fold_reports(
         if isinstance(entry, dict):
             with contextlib.suppress(ValidationError):
                 fold.views.append(DirectorView(node, ServiceReport.model_validate(entry)))
-        for group in status.get("vipGroups") or []:
-            if group.get("name") == vip_group or vip in (group.get("vips") or []):
-                fold.activations += int(group.get("failovers") or 0)
-                if group.get("role") == "Active" and group.get("since"):
-                    active_since.append((str(group["since"]), node))
-                if group.get("role") == "Active":
-                    word = (_timestamp(group.get("since")), _timestamp(status.get("heartbeatTime")))
-                    fold.freshness[node] = max(word, fold.freshness.get(node, word))
+        group = _group_of(status, vip, vip_group)
+        if group is None:
+            continue
+        with contextlib.suppress(TypeError, ValueError):
+            fold.node_activations[node] = max(0, int(group.get("failovers") or 0))
+        if group.get("role") == "Active":
+            fold.freshness[node] = (_timestamp(group.get("since")), _timestamp(status.get("heartbeatTime")))
+            if group.get("since"):
+                fold.since_text[node] = str(group["since"])
     fold.views.sort(key=lambda view: view.node)
-    if active_since:
-        fold.active_since = max(active_since)[0]
     return fold
+
+
+def _failovers(fold: DirectorFold, previous_status: Mapping[str, Any]) -> tuple[int, str | None]:
+    """``failoverCount`` and ``lastFailoverTime``.
+
+    The count is the group's activations minus the first one, summed from the directors' Lease-backed
+    counts (see DirectorFold.node_activations) rather than counted by the controller: a controller
+    restart folds the same reports to the same number, an agent restart keeps its count, and a dead
+    director's last report still holds its share. It never goes below the count already in the status,
+    so a DirectorReport that disappears (a node removed) does not undo failovers that happened. The
+    time is the active director's `since` once there has been a failover (the latest activation is the
+    latest failover); it only moves forward.
+    """
+    previous_count = previous_status.get("failoverCount")
+    previous_time = previous_status.get("lastFailoverTime")
+    count = max(0, fold.activations - 1)
+    with contextlib.suppress(TypeError, ValueError):
+        count = max(count, int(previous_count or 0))
+    time = str(previous_time) if previous_time else None
+    since = fold.active_since
+    if count > 0 and since and (time is None or _timestamp(since) > _timestamp(time)):
+        time = since
+    return count, time
 
 
 def _condition(  # noqa: PLR0917
@@ -239,7 +283,7 @@ def desired_status(
     else:
         add("Degraded", False, "AsExpected", "no known problem")
 
-    failovers = max(0, fold.activations - 1)
+    failovers, last_failover = _failovers(fold, previous_status)
     status: JsonObject = {
         "observedGeneration": generation,
         "conditions": conditions,
@@ -248,7 +292,7 @@ def desired_status(
         "totalMembers": total,
         "readyMembers": f"{healthy}/{total}",
         "failoverCount": failovers,
-        "lastFailoverTime": fold.active_since if failovers > 0 else previous_status.get("lastFailoverTime"),
+        "lastFailoverTime": last_failover,
     }
     return status
 
