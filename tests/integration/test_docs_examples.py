@@ -10,6 +10,7 @@ would write (the documented contract, built with the shared pydantic models) is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -155,32 +156,52 @@ def director_report_status(
     return dumped
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """The install (`kubectl apply -k deploy/`), the controller as a process, then every documented
-    command of deploy/examples/README.md up to the `kubectl wait` (which needs a director)."""
-    workdir = tmp_path_factory.mktemp("docs-examples")
-    server = ServerThread(bookmark_interval=1.0).start()
-    cluster = Cluster(server, workdir / "kubectl-cache")
-    log = workdir / "controller.log"
-    controller: subprocess.Popen[bytes] | None = None
+@contextlib.contextmanager
+def running_controller(server: ServerThread, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m lvs_controller` against the server (its Lease in lvs-system), stopped with SIGTERM."""
+    command = [
+        sys.executable, "-m", "lvs_controller", "--kubeconfig", str(server.kubeconfig),
+        "--identity", "docs-test", "--lease-namespace", "lvs-system", "--metrics-port", "0",
+        "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5",
+    ]  # fmt: skip
+    with log.open("ab") as output:
+        controller = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
     try:
-        readme = sh_block(EXAMPLES / "README.md")
-        assert readme[0].startswith("kubectl apply -k deploy/"), readme[0]
-        cluster.run_documented(readme[0])
+        yield controller
+    finally:
+        controller.terminate()
+        try:
+            controller.wait(15)
+        except subprocess.TimeoutExpired:
+            controller.kill()
+            controller.wait(5)
+        if controller.returncode not in (0, -15):
+            print(log.read_text()[-4000:])
+
+
+@contextlib.contextmanager
+def installed_cluster(workdir: Path) -> Iterator[Cluster]:
+    """A fresh API server, `kubectl apply -k deploy/` (as docs/install.md), and the controller running."""
+    with ServerThread(bookmark_interval=1.0) as server:
+        cluster = Cluster(server, workdir / "kubectl-cache")
+        cluster.run_documented("kubectl apply -k deploy/")
         wait_until(
             lambda: "virtualservices.lvs.io" in cluster.kubectl("get", "crd", "-o", "name").stdout, "the CRDs"
         )
-        command = [
-            sys.executable, "-m", "lvs_controller", "--kubeconfig", str(server.kubeconfig),
-            "--identity", "docs-test", "--lease-namespace", "lvs-system", "--metrics-port", "0",
-            "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5",
-        ]  # fmt: skip
-        with log.open("ab") as output:
-            controller = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+        with running_controller(server, workdir / "controller.log"):
+            yield cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The install, the controller, then every documented command of deploy/examples/README.md up to the
+    `kubectl wait` (which needs a director) and the header commands of the other examples."""
+    readme = sh_block(EXAMPLES / "README.md")
+    assert readme[0].startswith("kubectl apply -k deploy/"), readme[0]
+    with installed_cluster(tmp_path_factory.mktemp("docs-examples")) as cluster:
         for line in readme[1:]:
             if line.startswith("kubectl wait"):
                 break
@@ -190,17 +211,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 for line in header_commands(example):
                     cluster.run_documented(line)
         yield cluster
-    finally:
-        if controller is not None:
-            controller.terminate()
-            try:
-                controller.wait(15)
-            except subprocess.TimeoutExpired:
-                controller.kill()
-                controller.wait(5)
-            if controller.returncode not in (0, -15):
-                print(log.read_text()[-4000:])
-        server.stop()
 
 
 def test_every_example_file_says_how_to_apply_itself() -> None:
