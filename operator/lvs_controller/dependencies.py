@@ -6,6 +6,7 @@ a change among 10,000 VirtualServices costs a few dict lookups, not a scan.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -20,15 +21,27 @@ def _spec(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return spec if isinstance(spec, Mapping) else {}
 
 
+def _address(value: Any) -> str:
+    """Canonical text of an address (the models store it so; a raw watch object may not)."""
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        return str(value)
+
+
 def _vs_links(obj: Mapping[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
-    """(VIPs, firewall-mark claims, pool names) referenced by a VirtualService or a ResolvedService."""
+    """(addresses: the VIP and the natGateway, firewall-mark claims, pool names) referenced by a
+    VirtualService or a ResolvedService."""
     if obj is None:
         return set(), set(), set()
     spec = _spec(obj)
     if obj.get("kind") == "ResolvedService":
         service = spec.get("service")
         spec = service if isinstance(service, Mapping) else {}
-    vips = {str(spec["vip"])} if spec.get("vip") else set()
+    vips = {_address(spec["vip"])} if spec.get("vip") else set()
+    gateway = spec.get("natGateway")
+    if isinstance(gateway, Mapping) and gateway.get("address"):
+        vips.add(_address(gateway["address"]))
     marks = {str(spec["firewallMark"])} if spec.get("firewallMark") else set()
     pool_ref = spec.get("poolRef")
     pools = {str(pool_ref["name"])} if isinstance(pool_ref, Mapping) and pool_ref.get("name") else set()
@@ -171,5 +184,5 @@ class DependencyIndex:
             if old_groups.get(name) != new_groups.get(name):
                 for group in (old_groups.get(name), new_groups.get(name)):
                     for vip in (group or {}).get("vips") or []:
-                        affected |= self.by_vip.get(str(vip), set())
+                        affected |= self.by_vip.get(_address(vip), set())
         return {key for key in affected if key in self.virtual_services}

@@ -31,8 +31,11 @@ from lvs_controller.status import DirectorFold, Evaluation, desired_status, fold
 from lvs_controller.validation import (
     ConflictFinding,
     Problem,
+    canonical_address,
+    check_gateway_tenancy,
     check_pool,
     check_tenancy,
+    find_address_conflict,
     find_conflict,
     parse_spec,
 )
@@ -108,9 +111,16 @@ class Reconciler:
         pool: RealServerPoolSpec | None = None
         if spec is not None:
             problems += check_tenancy(spec, namespace, self.world)
-            conflict = find_conflict(key, vs, spec, self._claim_candidates(spec), self.world)
-            if conflict is not None:
-                problems.append(conflict.problem())
+            problems += check_gateway_tenancy(spec, namespace, self.world)
+            candidates = self._claim_candidates(spec)
+            conflict = find_conflict(key, vs, spec, candidates, self.world)
+            address_conflict = find_address_conflict(
+                key, vs, spec, candidates, self.world, otherwise_valid=self._otherwise_valid
+            )
+            for found in (conflict, address_conflict):
+                if found is not None:
+                    problems.append(found.problem())
+            conflict = conflict or address_conflict
             pool, pool_problems = check_pool(spec, namespace, self.world)
             problems += pool_problems
 
@@ -153,8 +163,22 @@ class Reconciler:
         )
         return evaluation, resolved
 
+    def _otherwise_valid(self, key: ObjectKey, vs: JsonObject, spec: VirtualServiceSpec) -> bool:
+        """Whether another VirtualService's spec would be accepted, address clashes aside."""
+        namespace = key[0]
+        if check_tenancy(spec, namespace, self.world) or check_gateway_tenancy(spec, namespace, self.world):
+            return False
+        pool, problems = check_pool(spec, namespace, self.world)
+        if pool is None or problems:
+            return False
+        return find_conflict(key, vs, spec, self._claim_candidates(spec), self.world) is None
+
     def _claim_candidates(self, spec: VirtualServiceSpec) -> list[tuple[ObjectKey, JsonObject]]:
-        keys = set(self.index.by_vip.get(spec.vip, set()))
+        """VirtualServices that may claim what ``spec`` claims: on its VIP or its natGateway address (as VIP
+        or gateway), or with its firewall mark."""
+        keys = set(self.index.by_vip.get(canonical_address(spec.vip), set()))
+        if spec.nat_gateway is not None:
+            keys |= self.index.by_vip.get(canonical_address(spec.nat_gateway.address), set())
         if spec.firewall_mark is not None:
             keys |= self.index.by_mark.get(str(spec.firewall_mark), set())
         candidates = []
@@ -329,7 +353,10 @@ class Reconciler:
             await self.recorder.emit(vs, "Warning", str(new_conflict["reason"]), str(new_conflict["message"]))
         elif new_conflict.get("status") == "False" and old_conflict.get("status") == "True":
             await self.recorder.emit(
-                vs, "Normal", "ConflictResolved", "no other VirtualService claims these ports"
+                vs,
+                "Normal",
+                "ConflictResolved",
+                "no other VirtualService claims these ports, firewall mark, addresses or VIP group",
             )
 
     async def _delete_resolved(self, key: ObjectKey) -> None:

@@ -11,6 +11,14 @@ fix, so ``kubectl describe`` tells the user what to change. Checks:
   claimants with nothing programmed the oldest (creationTimestamp, then namespace/name) wins. So the
   first claimant keeps working and the second gets ``Conflict=True`` naming the owner. Firewall-mark
   services are keyed by (mark, family) in the kernel, independent of the VIP, hence the cluster-wide key;
+- addresses: a VIP moves between directors as one address, so every VirtualService on one VIP must name
+  the same VIP group (``spec.vipGroup``, default: the VIP itself). A ``natGateway`` address follows its VIP
+  group the same way, so it may be shared only within one group, and never be anyone's VIP. Ownership as
+  for ports: what is programmed wins, then the oldest claimant. A programmed use that another
+  VirtualService is changing in the same direction (its spec asks for the same group and is otherwise
+  valid) does not block, so several VirtualServices on one VIP can move to a new group together;
+- natGateway tenancy: a gateway inside a VIPPool range needs a pool that admits the namespace (a gateway
+  outside every pool, e.g. on the real servers' private network, is not policed by VIPPools);
 - the pool exists and parses, its static members and fallback have the VIP's family;
 - forwarding fits the members: DirectRouting and Tunnel cannot rewrite ports, so explicit member, selector
   or fallback ports that differ from the virtual ports are rejected.
@@ -19,7 +27,7 @@ fix, so ``kubectl describe`` tells the user what to change. Checks:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +61,7 @@ class Problem:
         return f"{self.field}: {self.message}; fix: {self.fix}"
 
 
-Claim = tuple[Any, ...]  # ("port", vip, protocol, port) or ("mark", family, mark)
+Claim = tuple[Any, ...]  # ("port", vip, protocol, port), ("mark", family, mark) or ("address", mine, theirs)
 
 
 def parse_spec(
@@ -148,6 +156,44 @@ def check_tenancy(spec: VirtualServiceSpec, namespace: str, world: World) -> lis
     return []
 
 
+def check_gateway_tenancy(spec: VirtualServiceSpec, namespace: str, world: World) -> list[Problem]:
+    """A natGateway inside a VIPPool range needs a pool (among those containing it) admitting the namespace;
+    the gateway must not be the service's own VIP either."""
+    if spec.nat_gateway is None:
+        return []
+    gateway = canonical_address(spec.nat_gateway.address)
+    if gateway == canonical_address(spec.vip):
+        return [
+            Problem(
+                "NatGatewayIsVIP",
+                "spec.natGateway.address",
+                f"{gateway} is this VirtualService's own VIP; the real servers need a gateway address of "
+                "their own",
+                "choose an address on the real servers' network for natGateway.address",
+            )
+        ]
+    containing: list[tuple[str, VIPPoolSpec]] = []
+    for (_ns, name), obj in world.items(Kind.VIP_POOL):
+        pool, problems = parse_spec(obj, VIPPoolSpec)
+        if pool is not None and not problems and vip_in_pool(gateway, pool):
+            containing.append((name, pool))
+    if not containing:
+        return []
+    labels = namespace_labels(world, namespace)
+    if any(admits(pool, namespace, labels) for _, pool in containing):
+        return []
+    names = ", ".join(sorted(name for name, _ in containing))
+    return [
+        Problem(
+            "NatGatewayNotAllowed",
+            "spec.natGateway.address",
+            f"{gateway} lies in VIPPool {names}, which does not admit namespace {namespace}",
+            "use a gateway address outside the VIPPools or in one that admits this namespace "
+            "(spec.namespaces or namespaceSelector)",
+        )
+    ]
+
+
 def _creation_order(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     metadata = obj.get("metadata") or {}
     return (
@@ -157,18 +203,101 @@ def _creation_order(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def established_claims(world: World, key: ObjectKey) -> set[Claim]:
-    """Claims of what is programmed for ``key`` now (its ResolvedService), if anything."""
+def programmed_spec(world: World, key: ObjectKey) -> VirtualServiceSpec | None:
+    """The spec programmed for ``key`` now (its ResolvedService), if any."""
     resolved = world.get(Kind.RESOLVED_SERVICE, key)
     if resolved is None:
-        return set()
+        return None
     service = (resolved.get("spec") or {}).get("service")
     if not isinstance(service, dict):
-        return set()
+        return None
     try:
-        return claims_of(VirtualServiceSpec.model_validate(service))
+        return VirtualServiceSpec.model_validate(service)
     except ValidationError:
+        return None
+
+
+def established_claims(world: World, key: ObjectKey) -> set[Claim]:
+    """Claims of what is programmed for ``key`` now (its ResolvedService), if anything."""
+    spec = programmed_spec(world, key)
+    return claims_of(spec) if spec is not None else set()
+
+
+def canonical_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True, order=True)
+class AddressUse:
+    """One address a VirtualService makes a director hold: its VIP or its natGateway, in its VIP group."""
+
+    address: str
+    role: str  # "VIP" or "natGateway"
+    group: str
+
+    def clashes(self, other: AddressUse) -> bool:
+        """Two holders of one address must hold it in the same role and the same VIP group: an address
+        has one active director at a time."""
+        return self.address == other.address and (self.role != other.role or self.group != other.group)
+
+
+def vip_group_of(spec: VirtualServiceSpec) -> str:
+    """The failover group the agents put the VIP in (the agent's rule: vipGroup, else the VIP itself)."""
+    return spec.vip_group or spec.vip
+
+
+def address_uses(spec: VirtualServiceSpec | None) -> set[AddressUse]:
+    if spec is None:
         return set()
+    group = vip_group_of(spec)
+    uses = {AddressUse(canonical_address(spec.vip), "VIP", group)}
+    if spec.nat_gateway is not None:
+        uses.add(AddressUse(canonical_address(spec.nat_gateway.address), "natGateway", group))
+    return uses
+
+
+def _describe_group(group: str, vip: str) -> str:
+    return "its own group (no vipGroup)" if group == vip else f"vipGroup {group}"
+
+
+def address_conflict_problem(owner: ObjectKey, mine: AddressUse, theirs: AddressUse) -> Problem:
+    other = f"VirtualService {owner[0]}/{owner[1]}"
+    if mine.role == "VIP" and theirs.role == "VIP":
+        wanted = "no vipGroup" if theirs.group == mine.address else f"vipGroup: {theirs.group}"
+        return Problem(
+            "VIPGroupConflict",
+            "spec.vipGroup",
+            f"VIP {mine.address} is in {_describe_group(theirs.group, mine.address)} on {other}, but this "
+            f"VirtualService puts it in {_describe_group(mine.group, mine.address)}; a VIP fails over as "
+            "one address, so every VirtualService on it must share one vipGroup",
+            f"set {wanted} here, or give every VirtualService on VIP {mine.address} the same new vipGroup",
+        )
+    if mine.role == "natGateway" and theirs.role == "natGateway":
+        return Problem(
+            "NatGatewayConflict",
+            "spec.natGateway.address",
+            f"{mine.address} is already the natGateway of {other} in VIP group {theirs.group}, and this "
+            f"VirtualService's VIP group is {mine.group}; a gateway follows one group's active director",
+            f"put this VirtualService in VIP group {theirs.group} (spec.vipGroup), or choose another "
+            "natGateway address",
+        )
+    if mine.role == "natGateway":
+        return Problem(
+            "NatGatewayConflict",
+            "spec.natGateway.address",
+            f"{mine.address} is the VIP of {other}; an address cannot be both a VIP and a gateway",
+            "choose a natGateway address that no VirtualService uses as its VIP",
+        )
+    return Problem(
+        "VIPConflict",
+        "spec.vip",
+        f"{mine.address} is already the natGateway of {other} (VIP group {theirs.group}); an address "
+        "cannot be both a VIP and a gateway",
+        "choose another VIP, or change the other VirtualService's natGateway",
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +306,8 @@ class ConflictFinding:
     claim: Claim
 
     def problem(self) -> Problem:
+        if self.claim[0] == "address":
+            return address_conflict_problem(self.owner, self.claim[1], self.claim[2])
         field, text = describe_claim(self.claim)
         reason = "FirewallMarkConflict" if self.claim[0] == "mark" else "PortConflict"
         return Problem(
@@ -217,6 +348,84 @@ def find_conflict(
             if claim in my_established:
                 continue  # ours is programmed; the older spec is the newcomer for this claim
             return ConflictFinding(other_key, claim)
+    return None
+
+
+OtherwiseValid = Callable[[ObjectKey, JsonObject, VirtualServiceSpec], bool]
+
+
+def _first_clash(
+    mine: Iterable[AddressUse], theirs: Iterable[AddressUse]
+) -> tuple[AddressUse, AddressUse] | None:
+    ordered = sorted(theirs)
+    for use in sorted(mine):
+        for other in ordered:
+            if use.clashes(other):
+                return use, other
+    return None
+
+
+def find_address_conflict(
+    key: ObjectKey,
+    obj: Mapping[str, Any],
+    spec: VirtualServiceSpec,
+    candidates: Iterable[tuple[ObjectKey, JsonObject]],
+    world: World,
+    *,
+    otherwise_valid: OtherwiseValid,
+    nested: bool = False,
+) -> ConflictFinding | None:
+    """The first VIP or natGateway use of ``spec`` that clashes with another VirtualService's (see the
+    module docstring). ``otherwise_valid`` tells whether another VirtualService's spec would be accepted
+    but for address clashes: only then may its programmed use be overridden by a move it also asks for.
+    An older spec that is itself rejected for an address clash (one level deep) does not block."""
+    mine = address_uses(spec)
+    candidates = list(candidates)
+    my_programmed = address_uses(programmed_spec(world, key))
+    my_order = _creation_order(obj)
+    for other_key, other in sorted(candidates, key=lambda item: _creation_order(item[1])):
+        if other_key == key:
+            continue
+        other_order = _creation_order(other)
+        other_spec: VirtualServiceSpec | None = None
+        if not (other.get("metadata") or {}).get("deletionTimestamp"):
+            parsed, problems = parse_spec(other, VirtualServiceSpec)
+            other_spec = parsed if not problems else None
+        wanted = address_uses(other_spec)
+        for use in sorted(mine):
+            clash = _first_clash([use], address_uses(programmed_spec(world, other_key)))
+            if clash is None:
+                continue
+            if use in my_programmed and my_order < other_order:
+                continue  # both programmed (a race or an older version): the older one keeps it
+            moving_along = (
+                other_spec is not None
+                and _first_clash([use], wanted) is None
+                and otherwise_valid(other_key, other, other_spec)
+            )
+            if not moving_along:
+                return ConflictFinding(other_key, ("address", *clash))
+        if other_spec is None or other_order >= my_order:
+            continue
+        for use in sorted(mine):
+            if use in my_programmed:
+                continue  # ours is programmed; the older spec is the newcomer for this address
+            clash = _first_clash([use], wanted)
+            if clash is None:
+                continue
+            if not nested and other_spec is not None:
+                blocked = find_address_conflict(
+                    other_key,
+                    other,
+                    other_spec,
+                    candidates,
+                    world,
+                    otherwise_valid=otherwise_valid,
+                    nested=True,
+                )
+                if blocked is not None:
+                    break  # the older spec is rejected itself: its claim does not count
+            return ConflictFinding(other_key, ("address", *clash))
     return None
 
 

@@ -494,3 +494,117 @@ def test_director_reports_fold_into_status_and_gate_deletion(
         json.dumps({"status": {"services": {f"{namespace}/web": None}}}),
     )
     wait_for(lambda: cluster.get("virtualservices.lvs.io", "web", namespace) is None, what="VS gone")
+
+
+def test_vip_group_mismatch_on_one_vip_is_rejected_and_resolves_when_fixed(
+    cluster: Cluster, namespace: str, controller: ControllerProcess
+) -> None:
+    """Two VirtualServices on one VIP (HTTP and DNS) must share a vipGroup: the second claimant with
+    another group is rejected naming the field, the first and the fix; setting the same group fixes it."""
+    block = vip_block()
+    vip = vip_in(block, 10)
+    cluster.apply(
+        vip_pool(f"p-{namespace}", block, [namespace]),
+        real_server_pool(namespace),
+        virtual_service(namespace, "http", vip, vipGroup="front"),
+    )
+    wait_for(lambda: resolved(cluster, namespace, "http"), what="http published")
+    dns = virtual_service(namespace, "dns", vip, ports=[{"port": 53, "protocol": "UDP"}], vipGroup="other")
+    cluster.apply(dns)
+    rejected = wait_for(lambda: accepted(cluster, namespace, "dns", "False"), what="dns rejected")
+    found = condition(rejected, "Accepted")
+    assert found["reason"] == "VIPGroupConflict"
+    assert "spec.vipGroup" in found["message"]
+    assert f"{namespace}/http" in found["message"]
+    assert "fix: set vipGroup: front" in found["message"]
+    conflict = condition(rejected, "Conflict")
+    assert (conflict["status"], conflict["reason"]) == ("True", "VIPGroupConflict")
+    events = wait_for(
+        lambda: [e for e in cluster.events(namespace, "dns") if e["reason"] == "VIPGroupConflict"],
+        what="VIPGroupConflict event",
+    )
+    assert events[0]["type"] == "Warning" and "spec.vipGroup" in events[0]["message"]
+    assert resolved(cluster, namespace, "dns") is None
+    http = cluster.get("virtualservices.lvs.io", "http", namespace)
+    assert condition(http, "Accepted")["status"] == "True"
+    assert condition(http, "Conflict")["status"] == "False"
+    # The fix: the same group. Accepted, published, and the conflict is reported resolved.
+    cluster.apply(
+        virtual_service(namespace, "dns", vip, ports=[{"port": 53, "protocol": "UDP"}], vipGroup="front")
+    )
+    fixed = wait_for(lambda: accepted(cluster, namespace, "dns"), what="dns accepted")
+    assert condition(fixed, "Conflict")["status"] == "False"
+    rs = wait_for(lambda: resolved(cluster, namespace, "dns"), what="dns published")
+    assert rs["spec"]["service"]["vipGroup"] == "front"
+    wait_for(
+        lambda: [e for e in cluster.events(namespace, "dns") if e["reason"] == "ConflictResolved"],
+        what="ConflictResolved event",
+    )
+
+
+def test_nat_gateway_tenancy_and_clashes_across_namespaces(
+    cluster: Cluster, controller: ControllerProcess
+) -> None:
+    """Namespace b may not take a natGateway inside a's VIPPool range, nor a's VIP, nor a's gateway in
+    another VIP group; each rejection names the field, the reason and the fix, and a fix is picked up."""
+    block = vip_block()
+    suffix = block.rsplit(".", 1)[1]
+    tenant_a, tenant_b = f"ga-{suffix}", f"gb-{suffix}"
+    for name in (tenant_a, tenant_b):
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    gateway_block = f"198.51.100.{int(suffix)}"  # a /28 of its own: the real servers' network of a
+    own_gateway = vip_in(gateway_block, 1)
+    vip_a, vip_b = vip_in(block, 1), vip_in(block, 2)
+    cluster.apply(
+        vip_pool(f"p-{tenant_a}", block, [tenant_a, tenant_b]),
+        vip_pool(f"g-{tenant_a}", gateway_block, [tenant_a]),
+        real_server_pool(tenant_a),
+        real_server_pool(tenant_b),
+        virtual_service(tenant_a, "web", vip_a, natGateway={"address": own_gateway}),
+    )
+    wait_for(lambda: resolved(cluster, tenant_a, "web"), what="a published")
+
+    def rejected_for(reason: str, field: str, kind: str = "Accepted") -> dict[str, Any]:
+        """b not accepted, with ``reason`` on its ``kind`` condition and a Warning event for it."""
+        obj = wait_for(
+            lambda: (
+                (o := accepted(cluster, tenant_b, "web", "False"))
+                and condition(o, kind)["reason"] == reason
+                and o
+            ),
+            what=f"b rejected with {reason}",
+        )
+        message = condition(obj, kind)["message"]
+        assert field in message and "fix:" in message
+        wait_for(
+            lambda: [e for e in cluster.events(tenant_b, "web") if e["reason"] == reason],
+            what=f"{reason} event",
+        )
+        assert resolved(cluster, tenant_b, "web") is None  # never accepted: nothing published
+        return obj
+
+    # Inside a range only a is admitted to.
+    cluster.apply(virtual_service(tenant_b, "web", vip_b, natGateway={"address": vip_in(gateway_block, 2)}))
+    obj = rejected_for("NatGatewayNotAllowed", "spec.natGateway.address")
+    assert f"g-{tenant_a}" in condition(obj, "Accepted")["message"]
+    # a's VIP as b's gateway.
+    cluster.apply(virtual_service(tenant_b, "web", vip_b, natGateway={"address": vip_a}))
+    obj = rejected_for("NatGatewayConflict", "spec.natGateway.address")
+    assert f"{tenant_a}/web" in condition(obj, "Conflict")["message"]
+    # a's gateway in another VIP group (b's VIP is its own group); that gateway is also in a's range.
+    cluster.apply(virtual_service(tenant_b, "web", vip_b, natGateway={"address": own_gateway}))
+    obj = rejected_for("NatGatewayConflict", "spec.natGateway.address", kind="Conflict")
+    assert "(and 1 more)" in condition(obj, "Accepted")["message"]
+    assert f"{tenant_a}/web" in condition(obj, "Conflict")["message"]
+    # a keeps working throughout.
+    a = cluster.get("virtualservices.lvs.io", "web", tenant_a)
+    assert condition(a, "Accepted")["status"] == "True"
+    assert condition(a, "Conflict")["status"] == "False"
+    # The fix: a gateway of b's own, outside every pool.
+    cluster.apply(virtual_service(tenant_b, "web", vip_b, natGateway={"address": "192.0.2.1"}))
+    wait_for(lambda: accepted(cluster, tenant_b, "web"), what="b accepted")
+    rs = wait_for(
+        lambda: (r := resolved(cluster, tenant_b, "web")) and r["spec"]["service"].get("natGateway") and r,
+        what="b published with its gateway",
+    )
+    assert rs["spec"]["service"]["natGateway"]["address"] == "192.0.2.1"
