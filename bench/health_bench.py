@@ -6,6 +6,8 @@ runs here with the real :class:`NetworkProber`. CPU is this process's user+syste
 
     .venv/bin/python bench/health_bench.py            # everything, about a minute
     .venv/bin/python bench/health_bench.py --quick    # shorter windows
+    .venv/bin/python bench/health_bench.py --memory 100000        # engine memory only (fresh process)
+    .venv/bin/python bench/health_bench.py --memory-trace 100000  # where it goes (tracemalloc)
 """
 
 from __future__ import annotations
@@ -64,16 +66,16 @@ def serve_dns(count: int) -> None:
     answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 30, 4) + socket.inet_aton("192.0.2.53")
     while True:
         for key, _ in selector.select():
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            responder = key.fileobj
+            assert isinstance(responder, socket.socket)
             while True:
                 try:
-                    query, peer = sock.recvfrom(512)
+                    query, peer = responder.recvfrom(512)
                 except BlockingIOError:
                     break
                 header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
                 with contextlib.suppress(OSError):
-                    sock.sendto(header + query[12:] + answer, peer)
+                    responder.sendto(header + query[12:] + answer, peer)
 
 
 def serve_https(count: int) -> None:
@@ -314,15 +316,11 @@ def resident_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory_per_subscription(count: int) -> tuple[float, int]:
-    """RSS growth per subscription for ``count`` members (10 per service, each its own probe job)."""
-
-    class Idle:
-        def probe(self, address: str, port: int, spec: object, timeout: float) -> asyncio.Future[object]:
-            raise NotImplementedError  # never started
-
+def memory_requests(count: int) -> list[SubscriptionRequest]:
+    """``count`` members, 10 per service (one VIP group each), each its own probe job: the worst case for
+    memory (no two members share a probe loop)."""
     check = http_check(2.0)
-    requests = [
+    return [
         SubscriptionRequest(
             f"ns/svc{index // 10}",
             f"198.51.{index >> 8 & 255}.{index & 255}:{80 + index % 7}",
@@ -333,12 +331,58 @@ def memory_per_subscription(count: int) -> tuple[float, int]:
         )
         for index in range(count)
     ]
-    gc.collect()
-    before = resident_bytes()
-    engine = HealthEngine(Idle(), default_active=True)  # type: ignore[arg-type]
-    engine.sync(requests)
-    grown = resident_bytes() - before
-    return grown / count, engine.job_count
+
+
+class IdleProber:
+    def probe(self, address: str, port: int, spec: object, timeout: float) -> asyncio.Future[object]:
+        raise NotImplementedError  # never started: measured before the first probe is due
+
+
+def memory_per_subscription(count: int) -> tuple[float, float, int]:
+    """RSS growth per subscription for ``count`` members: after ``sync`` (registered), and after
+    ``start`` (every probe loop scheduled, none started yet). The requests exist before the first
+    reading: their strings belong to the desired state, not to the engine."""
+    requests = memory_requests(count)
+
+    async def measure() -> tuple[float, float, int]:
+        gc.collect()
+        before = resident_bytes()
+        engine = HealthEngine(IdleProber(), default_active=True)  # type: ignore[arg-type]
+        engine.sync(requests)
+        registered = resident_bytes() - before
+        await engine.start()  # no await inside: the scheduler's timer has not fired yet
+        scheduled = resident_bytes() - before
+        jobs = engine.job_count
+        await engine.stop()
+        return registered / count, scheduled / count, jobs
+
+    return asyncio.run(measure())
+
+
+def memory_trace(count: int, top: int = 15) -> None:
+    """Where the engine's memory goes (tracemalloc, by source line), registered and scheduled."""
+    import tracemalloc
+
+    requests = memory_requests(count)
+
+    async def trace() -> None:
+        gc.collect()
+        tracemalloc.start()
+        start = tracemalloc.take_snapshot()
+        engine = HealthEngine(IdleProber(), default_active=True)  # type: ignore[arg-type]
+        engine.sync(requests)
+        await engine.start()
+        gc.collect()
+        stats = tracemalloc.take_snapshot().compare_to(start, "lineno")
+        total = sum(stat.size_diff for stat in stats)
+        print(f"tracemalloc: {total / count:.0f} B per subscription in Python objects, scheduled")
+        for stat in stats[:top]:
+            frame = stat.traceback[0]
+            print(f"  {stat.size_diff / count:7.1f} B  {stat.count_diff / count:5.2f} objects  "
+                  f"{Path(frame.filename).name}:{frame.lineno}")
+        await engine.stop()
+
+    asyncio.run(trace())
 
 
 def binding_sync_times(services: int, members: int) -> tuple[float, float, float]:
@@ -465,12 +509,19 @@ if __name__ == "__main__":
     parser.add_argument("--serve", choices=["tcp", "http", "https", "dns"], help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--memory", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-trace", type=int, metavar="MEMBERS",
+                        help="print where the engine's memory goes (tracemalloc) for MEMBERS members")
     arguments = parser.parse_args()
     if arguments.serve:
         serve(arguments.serve, arguments.count)
     elif arguments.memory:
-        per_member, jobs = memory_per_subscription(arguments.memory)
+        registered, scheduled, jobs = memory_per_subscription(arguments.memory)
         count = arguments.memory
-        print(f"memory: {per_member:.0f} B per subscription ({count:,} subscriptions, {jobs:,} probe jobs)")
+        print(
+            f"memory: {registered:.0f} B per subscription registered, {scheduled:.0f} B scheduled "
+            f"({count:,} subscriptions, {jobs:,} probe jobs; {scheduled * count / 1e6:.0f} MB in all)"
+        )
+    elif arguments.memory_trace:
+        memory_trace(arguments.memory_trace)
     else:
         asyncio.run(main(arguments.quick))

@@ -19,10 +19,14 @@ Shape::
   state of all the group's subscriptions at once.
 - **Exec** checks are refused unless ``allow_exec``: the subscription is kept with ``refused`` set, its
   health stays unknown, a warning is logged and a ``HealthCheckRefused`` event is raised.
-- **Scheduling**: no task per probe loop. One heap of due times behind one loop timer armed on a
-  ``resolution`` grid (10 ms) starts every probe due in a slot in one wakeup; a probe's completion
+- **Scheduling**: no task per probe loop. Jobs wait in one list per slot of a ``resolution`` grid
+  (10 ms) behind one loop timer, which starts every probe due in a slot in one wakeup; a probe's completion
   callback schedules the next one a jittered period after the previous start (never overlapping a
   slow probe). The first probe of each job is offset by a stable hash of the job into the interval.
+- **Memory** (about 730 bytes a member at 100,000 members, each its own probe loop; see
+  ``bench/health_bench.py --memory-trace``): slotted objects, a subscription index by service then member,
+  one-element tuples rather than lists, one shared :class:`ProbePlan` per distinct check in the job keys,
+  nothing stored that can be recomputed.
 - **Clock**: scheduling and timeouts use the running loop's time (``looptime`` makes it virtual in
   tests); the injected :class:`~lvs_agent.health.clock.Clock` must agree with it and supplies wall time.
 """
@@ -31,8 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
-import itertools
 import logging
 import math
 import zlib
@@ -109,13 +113,27 @@ class HealthCounts(NamedTuple):
     events_suppressed: int
 
 
-class JobKey(NamedTuple):
-    address: str
-    port: int
+class ProbePlan(NamedTuple):
+    """What a probe loop sends and when: a check without its rise/fall (jobs that differ only in those
+    share the loop). One instance per distinct check, shared by every job that uses it."""
+
     probe: ProbeSpec
     interval: float
     timeout: float
     jitter: float
+
+
+@functools.lru_cache(maxsize=4096)
+def probe_plan(check: CheckSpec) -> ProbePlan:
+    """The shared plan of ``check`` (memory: 100,000 jobs would otherwise carry 100,000 equal copies)."""
+    timing = check.timing
+    return ProbePlan(check.probe, timing.interval, timing.timeout, timing.jitter)
+
+
+class JobKey(NamedTuple):
+    address: str
+    port: int
+    plan: ProbePlan
 
 
 class ChangeFeed:
@@ -199,50 +217,58 @@ class Subscription:
 
 class _Tracker(RiseFall):
     """The rise/fall state of one job for one (rise, fall) pair, and the subscriptions that share it.
-    Lists, not dicts: almost always one element, and memory counts at 100,000 members."""
+    Tuples, not lists or dicts: almost always one element (48 bytes against 88 for a list), and memory
+    counts at 100,000 members; changes rebuild the tuple."""
 
     __slots__ = ("job", "subscriptions")
 
     def __init__(self, job: _Job, rise: int, fall: int) -> None:
         super().__init__(rise, fall)
         self.job = job
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: tuple[Subscription, ...] = ()
+
+
+def _lcg(state: int) -> int:
+    return (state * 6364136223846793005 + 1442695040888963407) & _U64
+
+
+def _unit(state: int) -> float:
+    return (state >> 11) / float(1 << 53)
+
+
+def _seed(key: JobKey) -> int:
+    """Stable per check: the same check always lands at the same offset, across restarts too."""
+    plan = key.plan
+    seed = zlib.crc32(f"{key.address}|{key.port}|{plan.probe.kind}|{plan.interval}|{plan.timeout}".encode())
+    return (seed * 0x9E3779B97F4A7C15 + 1) & _U64
 
 
 class _Job:
-    __slots__ = (
-        "_rng",
-        "due",
-        "engine",
-        "first_delay",
-        "in_flight",
-        "key",
-        "last_result",
-        "probe_kind",
-        "removed",
-        "started",
-        "trackers",
-    )
+    """One probe loop. Slots only, and nothing that can be recomputed (the first offset comes from the
+    key): at 100,000 members every field costs 0.8 MB, a float 2.4 MB."""
+
+    __slots__ = ("_rng", "due", "engine", "in_flight", "key", "probe_kind", "removed", "started", "trackers")
 
     def __init__(self, key: JobKey, engine: HealthEngine) -> None:
         self.key = key
         self.engine = engine
-        self.trackers: list[_Tracker] = []
-        self.due: float | None = None  # when the next probe is scheduled; None while not scheduled
+        self.trackers: tuple[_Tracker, ...] = ()  # see _Tracker.subscriptions
+        self.due: int | None = None  # the scheduler slot of the next probe; None while not scheduled
         self.started = 0.0
         self.in_flight: asyncio.Future[ProbeResult] | None = None
         self.removed = False
-        self.last_result: ProbeResult | None = None
-        self.probe_kind = key.probe.kind
-        # Stable spread: the same check always lands at the same offset, across restarts too.
-        seed = zlib.crc32(f"{key.address}|{key.port}|{self.probe_kind}|{key.interval}|{key.timeout}".encode())
-        self._rng = (seed * 0x9E3779B97F4A7C15 + 1) & _U64
-        self.first_delay = key.interval * self._uniform()
+        self.probe_kind = key.plan.probe.kind
+        self._rng = _lcg(_seed(key))  # the first value of the stream is the first offset
+
+    @property
+    def first_delay(self) -> float:
+        """Offset of the first probe into the interval (spreads checks registered together)."""
+        return self.key.plan.interval * _unit(_lcg(_seed(self.key)))
 
     def _uniform(self) -> float:
         """Next value in [0, 1) of a tiny per-job LCG (a ``random.Random`` per job would cost 2.5 KB)."""
-        self._rng = (self._rng * 6364136223846793005 + 1442695040888963407) & _U64
-        return (self._rng >> 11) / float(1 << 53)
+        self._rng = _lcg(self._rng)
+        return _unit(self._rng)
 
     def __call__(self, future: asyncio.Future[ProbeResult]) -> None:
         """Done callback of this job's probe (the job itself, rather than a partial per job)."""
@@ -255,63 +281,71 @@ class _Job:
         return None
 
     def next_period(self) -> float:
-        jitter = self.key.jitter
-        if not jitter:
-            return self.key.interval
-        return self.key.interval * (1.0 + jitter * (self._uniform() - 0.5))
+        plan = self.key.plan
+        if not plan.jitter:
+            return plan.interval
+        return plan.interval * (1.0 + plan.jitter * (self._uniform() - 0.5))
 
 
 class _Scheduler:
-    """One loop timer for every probe loop: a heap of due times, armed on a grid of ``resolution``
-    seconds so that the checks due within one slot start in one loop wakeup (at 1,000 checks a second a
-    timer and a task wakeup per check cost more than the checks themselves)."""
+    """One loop timer for every probe loop, on a grid of ``resolution`` seconds: the checks due within one
+    slot start in one loop wakeup (at 1,000 checks a second a timer and a task wakeup per check cost more
+    than the checks themselves). Jobs wait in one list per slot and carry the slot's number, shared with
+    the slot; a heap holds the distinct slot numbers only (a heap entry per job cost 100 bytes each)."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, resolution: float, start: Callable[[_Job], None]
     ) -> None:
+        if not resolution > 0:
+            raise ValueError(f"scheduling resolution must be > 0, got {resolution}")
         self._loop = loop
         self._resolution = resolution
         self._start = start
-        self._heap: list[tuple[float, int, _Job]] = []
-        self._sequence = itertools.count()
+        self._slots: dict[int, tuple[int, list[_Job]]] = {}
+        self._slot_heap: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._timer_slot: int | None = None
 
     def schedule(self, job: _Job, at: float) -> None:
-        job.due = at
-        heapq.heappush(self._heap, (at, next(self._sequence), job))
-        self._arm(at)
+        number = math.ceil(at / self._resolution)
+        if number * self._resolution < at:  # the product may round below ``at``: never fire early
+            number += 1
+        entry = self._slots.get(number)
+        if entry is None:
+            entry = self._slots[number] = (number, [])
+            heapq.heappush(self._slot_heap, number)
+            if self._timer_slot is None or number < self._timer_slot:
+                self._arm(number)
+        job.due = entry[0]
+        entry[1].append(job)
 
-    def _arm(self, at: float) -> None:
-        slot = at
-        if self._resolution:  # max(): the product may round below ``at``, which would never fire it
-            slot = max(at, math.ceil(at / self._resolution) * self._resolution)
-        if slot >= self._timer_at:
-            return
+    def _arm(self, number: int) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer_at = slot
-        self._timer = self._loop.call_at(slot, self._fire)
+        self._timer_slot = number
+        self._timer = self._loop.call_at(number * self._resolution, self._fire)
 
     def _fire(self) -> None:
-        slot = self._timer_at
+        current = self._timer_slot
         self._timer = None
-        self._timer_at = math.inf
-        heap = self._heap
-        while heap and heap[0][0] <= slot:
-            at, _, job = heapq.heappop(heap)
-            if job.due == at:  # not rescheduled, stopped or removed since
-                job.due = None
-                self._start(job)
+        self._timer_slot = None
+        heap = self._slot_heap
+        while heap and current is not None and heap[0] <= current:
+            number, jobs = self._slots.pop(heapq.heappop(heap))
+            for job in jobs:
+                if job.due == number:  # not rescheduled, stopped or removed since
+                    job.due = None
+                    self._start(job)
         if heap:
-            self._arm(heap[0][0])
+            self._arm(heap[0])
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
-        self._timer_at = math.inf
-        self._heap.clear()
+        self._timer_slot = None
+        self._slots.clear()
+        self._slot_heap.clear()
 
 
 class _EventLimiter:
@@ -405,11 +439,14 @@ class HealthEngine:
         self._events = _EventLimiter(event_min_interval, self._emit_event)
         self._reporter = reporter
         self._reporter_task: asyncio.Task[None] | None = None
-        self._subscriptions: dict[SubscriptionKey, Subscription] = {}
+        # Subscriptions by service, then member; VIP groups by the services that have subscriptions in
+        # them (with how many). No (service, member) tuple keys and no per-member set entries: this index
+        # costs about 40 bytes a member where a flat dict plus two sets cost 250.
+        self._services: dict[str, dict[str, Subscription]] = {}
+        self._group_services: dict[str, dict[str, int]] = {}
+        self._subscription_count = 0
         self._jobs: dict[JobKey, _Job] = {}
         self._group_active: dict[str, bool] = {}
-        self._group_members: dict[str, set[SubscriptionKey]] = {}
-        self._service_members: dict[str, set[str]] = {}
         self._running = False
         self.changes = ChangeFeed()
         self.probes_completed = 0
@@ -429,10 +466,10 @@ class HealthEngine:
             "probes_failed": self.probes_failed,
             "transitions": self.transitions,
             "events_suppressed": self._events.suppressed,
-            "subscriptions": len(self._subscriptions),
+            "subscriptions": self._subscription_count,
             "jobs": len(self._jobs),
             "in_flight": self.in_flight,
-            "unhealthy": sum(1 for sub in self._subscriptions.values() if sub.healthy is False),
+            "unhealthy": sum(n for (_, state), n in self._member_states.items() if state == "unhealthy"),
         }
 
     def counts(self) -> HealthCounts:
@@ -442,7 +479,7 @@ class HealthEngine:
             failures={kind: pair[1] for kind, pair in self._kind_probes.items()},
             transitions=dict(self._transitions_to),
             members={key: count for key, count in self._member_states.items() if count},
-            subscriptions=len(self._subscriptions),
+            subscriptions=self._subscription_count,
             jobs=len(self._jobs),
             in_flight=self.in_flight,
             events_suppressed=self._events.suppressed,
@@ -512,30 +549,27 @@ class HealthEngine:
         """
         return self._subscribe(SubscriptionRequest(service, member, address, port, check, group))
 
+    def _lookup(self, service: str, member: str) -> Subscription | None:
+        members = self._services.get(service)
+        return None if members is None else members.get(member)
+
     def _subscribe(self, request: SubscriptionRequest) -> Subscription:
-        key = (request.service, request.member)
-        existing = self._subscriptions.get(key)
+        existing = self._lookup(request.service, request.member)
         if existing is not None:
             if existing.matches(request):
                 return existing
-            self.unsubscribe(*key)
+            self.unsubscribe(request.service, request.member)
         subscription = Subscription(self, request)
-        self._subscriptions[key] = subscription
-        self._group_members.setdefault(subscription.group, set()).add(key)
-        self._service_members.setdefault(subscription.service, set()).add(subscription.member)
+        self._services.setdefault(subscription.service, {})[subscription.member] = subscription
+        self._subscription_count += 1
+        in_group = self._group_services.setdefault(subscription.group, {})
+        in_group[subscription.service] = in_group.get(subscription.service, 0) + 1
         if isinstance(request.check.probe, ExecProbe) and not self.allow_exec:
             self._count_members(request.check.probe.kind, "refused", 1)
             self._refuse(subscription, EXEC_DISABLED_REASON)
             return subscription
         timing = request.check.timing
-        job_key = JobKey(
-            subscription.address,
-            subscription.port,
-            request.check.probe,
-            timing.interval,
-            timing.timeout,
-            timing.jitter,
-        )
+        job_key = JobKey(subscription.address, subscription.port, probe_plan(request.check))
         job = self._jobs.get(job_key)
         if job is None:
             job = self._jobs[job_key] = _Job(job_key, self)
@@ -544,8 +578,8 @@ class HealthEngine:
         tracker = job.tracker(timing.rise, timing.fall)
         if tracker is None:
             tracker = _Tracker(job, timing.rise, timing.fall)
-            job.trackers.append(tracker)
-        tracker.subscriptions.append(subscription)
+            job.trackers += (tracker,)
+        tracker.subscriptions += (subscription,)
         subscription.tracker = tracker
         known = tracker.healthy
         self._count_members(tracker.job.probe_kind, state_name(known), 1)
@@ -555,29 +589,32 @@ class HealthEngine:
         return subscription
 
     def unsubscribe(self, service: str, member: str) -> bool:
-        subscription = self._subscriptions.pop((service, member), None)
+        members = self._services.get(service)
+        subscription = None if members is None else members.pop(member, None)
         if subscription is None:
             return False
-        group_keys = self._group_members.get(subscription.group)
-        if group_keys is not None:
-            group_keys.discard(subscription.key)
-            if not group_keys:
-                del self._group_members[subscription.group]
-        service_members = self._service_members.get(service)
-        if service_members is not None:
-            service_members.discard(member)
-            if not service_members:
-                del self._service_members[service]
+        if not members:
+            del self._services[service]
+        self._subscription_count -= 1
+        in_group = self._group_services.get(subscription.group)
+        if in_group is not None:
+            left = in_group.get(service, 0) - 1
+            if left > 0:
+                in_group[service] = left
+            else:
+                in_group.pop(service, None)
+                if not in_group:
+                    del self._group_services[subscription.group]
         tracker = subscription.tracker
         if tracker is None:
             self._count_members(subscription.check.probe.kind, "refused", -1)
         else:
             self._count_members(tracker.job.probe_kind, state_name(tracker.healthy), -1)
             subscription.tracker = None
-            tracker.subscriptions.remove(subscription)
+            tracker.subscriptions = tuple(sub for sub in tracker.subscriptions if sub is not subscription)
             job = tracker.job
             if not tracker.subscriptions:
-                job.trackers.remove(tracker)
+                job.trackers = tuple(other for other in job.trackers if other is not tracker)
             if not job.trackers:
                 del self._jobs[job.key]
                 job.removed = True
@@ -597,12 +634,17 @@ class HealthEngine:
             (request.service, request.member): request for request in requests
         }
         if services is None:
-            stale = [key for key in self._subscriptions if key not in wanted]
+            stale = [
+                (service, member)
+                for service, members in self._services.items()
+                for member in members
+                if (service, member) not in wanted
+            ]
         else:  # only the named services: cost follows their size, not the whole engine's
             stale = [
                 (service, member)
                 for service in set(services)
-                for member in self._service_members.get(service, ())
+                for member in self._services.get(service, ())
                 if (service, member) not in wanted
             ]
         for key in stale:
@@ -611,36 +653,37 @@ class HealthEngine:
             self._subscribe(request)
 
     def subscription(self, service: str, member: str) -> Subscription | None:
-        return self._subscriptions.get((service, member))
+        return self._lookup(service, member)
+
+    def _all(self) -> Iterator[Subscription]:
+        for members in self._services.values():
+            yield from members.values()
 
     def subscriptions(self) -> Iterator[Subscription]:
-        return iter(list(self._subscriptions.values()))
+        return iter(list(self._all()))
 
     def health(self, service: str, member: str) -> Health:
         """This director's own verdict, whether or not its group is active here."""
-        subscription = self._subscriptions.get((service, member))
+        subscription = self._lookup(service, member)
         return None if subscription is None else subscription.healthy
 
     def applied_health(self, service: str, member: str) -> Health:
         """The verdict that may drive the kernel: :meth:`health` where the subscription's group is active
         here, else ``None`` (unknown: the standby's warm results are not applied, and reach the kernel
         through :attr:`changes` the moment :meth:`set_active` makes the group active)."""
-        subscription = self._subscriptions.get((service, member))
+        subscription = self._lookup(service, member)
         if subscription is None or not subscription.active:
             return None
         return subscription.healthy
 
     def service_health(self, service: str) -> dict[str, Health]:
-        return {
-            member: self._subscriptions[(service, member)].healthy
-            for member in self._service_members.get(service, ())
-        }
+        return {member: sub.healthy for member, sub in self._services.get(service, {}).items()}
 
     def snapshot(self) -> list[MemberReport]:
         """Current state of every subscription, in report form (for a full node report)."""
         return [
             self._report(sub, sub.healthy, sub.refused or self._last_reason(sub))
-            for sub in self._subscriptions.values()
+            for sub in self._all()
         ]
 
     @property
@@ -666,8 +709,13 @@ class HealthEngine:
         if active == was_active:
             return  # idempotent: the failover runner may repeat itself
         if active:
-            for key in self._group_members.get(group, ()):
-                subscription = self._subscriptions[key]
+            subscriptions = [
+                sub
+                for service in self._group_services.get(group, ())
+                for sub in self._services.get(service, {}).values()
+                if sub.group == group
+            ]
+            for subscription in subscriptions:
                 tracker = subscription.tracker
                 known = None if tracker is None else tracker.healthy
                 if tracker is not None and known is not None:
@@ -689,7 +737,8 @@ class HealthEngine:
     def _start_probe(self, job: _Job) -> None:
         """Start one probe; its completion (``_probe_done``) schedules the next. No task per loop: a TCP
         probe is a bare future, other probes a task for their coroutine."""
-        address, port, spec, _interval, timeout, _jitter = job.key
+        address, port, plan = job.key
+        spec, timeout = plan.probe, plan.timeout
         job.started = asyncio.get_running_loop().time()
         try:
             awaitable = self._prober.probe(address, port, spec, timeout)
@@ -714,7 +763,6 @@ class HealthEngine:
             result = ProbeResult(False, f"probe error: {error!r}")
         else:
             result = future.result()
-        job.last_result = result
         self.probes_completed += 1
         by_kind = self._kind_probes.get(job.probe_kind)
         if by_kind is None:
@@ -724,7 +772,7 @@ class HealthEngine:
             self.probes_failed += 1
             by_kind[1] += 1
         now = self._clock.now()
-        for tracker in list(job.trackers):
+        for tracker in job.trackers:  # a tuple: changes meanwhile replace it, never mutate it
             transition = tracker.observe(result.ok, result.reason, now)
             if transition is not None:
                 self._on_transition(tracker, transition)
@@ -740,7 +788,7 @@ class HealthEngine:
     def _on_transition(self, tracker: _Tracker, transition: Transition) -> None:
         self.transitions += 1
         job = tracker.job
-        subscriptions = list(tracker.subscriptions)
+        subscriptions = tracker.subscriptions
         reached = state_name(transition.healthy)
         self._transitions_to[reached] += 1
         self._count_members(job.probe_kind, state_name(transition.previous), -len(subscriptions))
