@@ -14,10 +14,11 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from lvs_agent.netlink import DaemonState, IpvsError, IpvsNetlink, SyncDaemon
-from lvs_agent.syncd import NetlinkSyncDaemons, SyncDaemonConfig
+from lvs_agent.syncd import NetlinkSyncDaemons, SyncDaemonConfig, SyncDaemonRecord
 
 pytestmark = pytest.mark.kernel
 
@@ -171,3 +172,53 @@ def test_agent_start_up_ensures_both_daemons_once(pair: tuple[Director, Director
     assert syncd.ensure(SyncDaemonConfig("eth0", sync_id=5)) == []
     assert syncd.running() == {"master": "eth0", "backup": "eth0"}
     assert set(a.ipvsadm_daemons()) == {"master", "backup"}
+
+
+def add_dummy(director: Director, name: str) -> None:
+    sh("ip", "-n", director.name, "link", "add", name, "type", "dummy")
+    sh("ip", "-n", director.name, "link", "set", name, "up")
+
+
+def test_changed_settings_restart_the_agents_own_daemons(pair: tuple[Director, Director],
+                                                         tmp_path: Path) -> None:
+    a, _ = pair
+    add_dummy(a, "sync1")
+    record = tmp_path / "syncd.json"
+
+    def agent() -> NetlinkSyncDaemons:  # a new agent process: the record is read back from disk
+        return NetlinkSyncDaemons(a.kernel, SyncDaemonRecord(record))
+
+    assert agent().ensure(SyncDaemonConfig("eth0", sync_id=5)) == ["master", "backup"]
+    assert {state: (d["mcast"], d["syncid"]) for state, d in a.ipvsadm_daemons().items()} == {
+        "master": ("eth0", "5"), "backup": ("eth0", "5")}
+    # the kernel reads back its defaults (group, port, TTL, length): still the configured settings
+    assert agent().ensure(SyncDaemonConfig("eth0", sync_id=5)) == []
+
+    assert agent().ensure(SyncDaemonConfig("sync1", sync_id=5)) == ["master", "backup"]
+    assert [(d.state, d.interface, d.sync_id) for d in a.kernel.daemons()] == [
+        (MASTER, "sync1", 5), (BACKUP, "sync1", 5)]
+    assert agent().ensure(SyncDaemonConfig("sync1", sync_id=9, multicast_group="239.1.2.3")) == [
+        "master", "backup"]
+    witness = a.ipvsadm_daemons()
+    assert {state: (d["mcast"], d["syncid"], d["group"]) for state, d in witness.items()} == {
+        "master": ("sync1", "9", "239.1.2.3"), "backup": ("sync1", "9", "239.1.2.3")}
+
+    # new settings the kernel refuses: the daemons that worked are put back
+    with pytest.raises(IpvsError) as refused:
+        agent().ensure(SyncDaemonConfig("eth9", sync_id=9))
+    assert refused.value.errno == errno.ENODEV
+    assert [(d.state, d.interface, d.sync_id, d.group) for d in a.kernel.daemons()] == [
+        (MASTER, "sync1", 9, "239.1.2.3"), (BACKUP, "sync1", 9, "239.1.2.3")]
+
+
+def test_a_daemon_the_agent_did_not_start_is_never_touched(pair: tuple[Director, Director],
+                                                           tmp_path: Path) -> None:
+    _, b = pair
+    b.ipvsadm("--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "42")  # keepalived, say
+    syncd = NetlinkSyncDaemons(b.kernel, SyncDaemonRecord(tmp_path / "syncd.json"))
+    assert syncd.ensure(SyncDaemonConfig("eth0", sync_id=7)) == ["master"]
+    assert list(syncd.foreign) == ["backup"]
+    assert {state: d["syncid"] for state, d in b.ipvsadm_daemons().items()} == {"master": "7", "backup": "42"}
+    syncd = NetlinkSyncDaemons(b.kernel, SyncDaemonRecord(tmp_path / "syncd.json"))
+    assert syncd.ensure(SyncDaemonConfig("eth0", sync_id=8)) == ["master"]  # ours follows, theirs stays
+    assert {state: d["syncid"] for state, d in b.ipvsadm_daemons().items()} == {"master": "8", "backup": "42"}
