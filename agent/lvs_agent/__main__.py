@@ -40,7 +40,7 @@ from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
 from lvs_agent.report import KubeReportSink, ReportWriter, build_status
-from lvs_agent.syncd import NetlinkSyncDaemons, SyncDaemonConfig
+from lvs_agent.syncd import NetlinkSyncDaemons, SyncDaemonConfig, SyncDaemonRecord
 
 logger = logging.getLogger("lvs_agent")
 
@@ -106,7 +106,9 @@ async def run_agent(config: AgentConfig) -> None:
         if config.sync_interface:
             # before the reconcile loop exists: the only user of the netlink socket at this point
             sync = SyncDaemonConfig(config.sync_interface, config.sync_id)
-            started = NetlinkSyncDaemons(kernel).ensure(sync)
+            # the daemons it started are recorded beside the ownership record: only those are restarted
+            syncd_record = SyncDaemonRecord(config.record_path.removesuffix(".json") + ".syncd.json")
+            started = NetlinkSyncDaemons(kernel, syncd_record).ensure(sync)
             logger.info("IPVS sync daemons: started %s", started or "none (already running)")
         failovers: dict[str, int] = {}
         writer = None
