@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lvs_guest.topology import Host
+    from lvs_guest.hosts import Host
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address | str
 

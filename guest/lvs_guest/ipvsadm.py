@@ -7,7 +7,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lvs_guest.topology import Host
+    from lvs_guest.hosts import Host
 
 
 class IpvsadmError(RuntimeError):

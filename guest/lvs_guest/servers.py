@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
-    from lvs_guest.topology import Host
+    from lvs_guest.hosts import Host
 
 T = TypeVar("T")
 MAX_REQUEST_HEAD = 16384

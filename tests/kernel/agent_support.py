@@ -22,7 +22,7 @@ import yaml
 from lvs_agent.netlink import IpvsNetlink
 from lvs_api.ipvs import Table
 from lvs_guest.client import Client
-from lvs_guest.topology import Host
+from lvs_guest.hosts import Host
 
 PASS_LINE = re.compile(r"pass (\d+): (\d+) op\(s\), sent (\d+), (\d+) failed")
 
