@@ -25,6 +25,18 @@ from lvs_kube.resources import DIRECTOR_REPORT, LEASE, NAMESPACE, RESOLVED_SERVI
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
+# How long to wait for something the server or the writer will do; generous, as CI may be loaded. A
+# passing test never waits this long: each wait ends as soon as its condition holds.
+DEADLINE = 30.0
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while not condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not within {DEADLINE:.0f} s: {what}") from None
 
 
 @pytest.fixture
@@ -95,16 +107,18 @@ async def test_desired_state_follows_resolved_services(client: KubeClient) -> No
     namespace = await fresh_namespace(client)
     source = KubeDesiredStateSource(client)
     await client.create(RESOLVED_SERVICE, resolved("web", namespace, "203.0.113.10"), namespace)
-    state = await asyncio.wait_for(source.wait_for_change(), 10)
+    async with asyncio.timeout(DEADLINE):
+        state = await source.wait_for_change()
     assert f"{namespace}/web" in state
     assert state[f"{namespace}/web"].spec.service.vip == "203.0.113.10"
     await client.create(RESOLVED_SERVICE, resolved("api", namespace, "203.0.113.20"), namespace)
 
     async def until(predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        while True:
-            current = dict(await asyncio.wait_for(source.wait_for_change(), 10))
-            if predicate(current):
-                return current
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                current = dict(await source.wait_for_change())
+                if predicate(current):
+                    return current
 
     state = await until(lambda s: f"{namespace}/api" in s)
     assert {f"{namespace}/web", f"{namespace}/api"} <= set(state)
@@ -120,10 +134,7 @@ async def test_director_report_is_created_once_then_status_patched_only_on_chang
     try:
         status = DirectorReportStatus(heartbeat_time=datetime.datetime.now(datetime.UTC), ipvs_services=3)
         writer.update(status)
-        for _ in range(200):
-            if writer.writes:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: writer.writes >= 1, "the first report write")
         report = await client.get(DIRECTOR_REPORT, node)
         assert report["spec"]["nodeName"] == node
         assert report["status"]["ipvsServices"] == 3
@@ -132,10 +143,8 @@ async def test_director_report_is_created_once_then_status_patched_only_on_chang
         await asyncio.sleep(0.3)
         assert writer.writes == 1
         writer.update(status.model_copy(update={"ipvs_services": 4}))
-        for _ in range(200):
-            if writer.writes == 2:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: writer.writes >= 2, "the write of the changed status")
+        assert writer.writes == 2
         assert (await client.get(DIRECTOR_REPORT, node))["status"]["ipvsServices"] == 4
     finally:
         task.cancel()
