@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import celpy
 import pytest
 import yaml
 from lupa import lua51
@@ -146,6 +147,38 @@ def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
     return str(result["status"]), str(result["message"])
 
 
+def flux_health_expressions() -> dict[str, str]:
+    """The `healthCheckExprs` entry for VirtualService of docs/install.md's Flux Kustomization."""
+    text = (REPO / "docs" / "install.md").read_text()
+    flux = text[text.index("## Flux") :]
+    block = flux[flux.index("```yaml\n") + len("```yaml\n") :]
+    block = block[: block.index("```")]
+    entries = [
+        entry
+        for doc in yaml.safe_load_all(block)
+        if doc and doc["kind"] == "Kustomization"
+        for entry in doc["spec"].get("healthCheckExprs", [])
+    ]
+    (entry,) = [e for e in entries if (e["apiVersion"], e["kind"]) == ("lvs.io/v1alpha1", "VirtualService")]
+    return {key: entry[key] for key in ("current", "failed", "inProgress") if key in entry}
+
+
+def flux_health(obj: dict[str, Any]) -> str:
+    """What Flux's kustomize-controller concludes from those expressions: the object's top-level fields are
+    the CEL variables; inProgress, then failed, then current; none true means InProgress."""
+    activation = {key: celpy.json_to_cel(value) for key, value in obj.items()}
+    environment = celpy.Environment()
+    results = {
+        key: bool(environment.program(environment.compile(expression)).evaluate(activation))
+        for key, expression in flux_health_expressions().items()
+    }
+    if results.get("inProgress"):
+        return "InProgress"
+    if results.get("failed"):
+        return "Failed"
+    return "Current" if results["current"] else "InProgress"
+
+
 def director_report_status(
     services: dict[str, ServiceReport], groups: list[VIPGroupReport]
 ) -> dict[str, Any]:
@@ -252,6 +285,7 @@ def test_without_a_director_ready_is_false_and_argocd_says_progressing(cluster: 
     status, message = argocd_health(vs)
     assert status == "Progressing"
     assert message.startswith("NotProgrammed: ")
+    assert flux_health(vs) == "InProgress"
     waited = cluster.run_documented(
         "kubectl wait --for=condition=Ready lvsvs/api -n api --timeout=1s", check=False
     )
@@ -278,6 +312,7 @@ def test_a_namespace_without_the_tenant_label_is_rejected_and_argocd_says_degrad
         status, message = argocd_health(rejected)
         assert status == "Degraded"
         assert message.startswith("NamespaceNotAllowed: spec.vip: ")
+        assert flux_health(rejected) == "Failed"
         events = json.loads(cluster.kubectl("get", "events", "-n", "infra", "-o", "json").stdout)["items"]
         assert any(e["reason"] == "NamespaceNotAllowed" and e["type"] == "Warning" for e in events)
     finally:
@@ -333,6 +368,11 @@ def test_documented_kubectl_wait_ends_once_a_director_reports_the_service(cluste
     vs = cluster.get("virtualservices.lvs.io", "web", "shop")
     assert vs["status"]["activeDirector"] == node
     assert argocd_health(vs) == ("Healthy", condition(vs, "Ready")["message"])
+    assert flux_health(vs) == "Current"
+    # The same object one generation ahead of the controller (what Flux sees right after an apply).
+    assert flux_health(
+        vs | {"metadata": vs["metadata"] | {"generation": vs["metadata"]["generation"] + 1}}
+    ) == ("InProgress")
 
     # One member fails: Degraded=True, still Ready, and Argo CD keeps it Healthy (as docs/install.md says).
     degraded = report["services"]["shop/web"] | {"healthyMembers": members - 1}
@@ -350,3 +390,36 @@ def test_documented_kubectl_wait_ends_once_a_director_reports_the_service(cluste
     )
     assert condition(vs, "Degraded")["reason"] == "MembersUnhealthy"
     assert argocd_health(vs)[0] == "Healthy"
+    assert flux_health(vs) == "Current"
+
+
+def test_a_port_conflict_is_degraded_for_argocd_and_failed_for_flux(cluster: Cluster) -> None:
+    """A second VirtualService on web's VIP and port: the first keeps it, the newcomer is rejected."""
+    wait_until(lambda: current_condition(cluster, "virtualservices.lvs.io", "web", "shop", "Accepted"), "web")
+    newcomer = {
+        "apiVersion": "lvs.io/v1alpha1",
+        "kind": "VirtualService",
+        "metadata": {"name": "web-copy", "namespace": "shop"},
+        "spec": {"vip": "203.0.113.10", "ports": [{"port": 80}], "poolRef": {"name": "web-backends"}},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(newcomer))
+    try:
+        vs = wait_until(
+            lambda: (
+                current_condition(cluster, "virtualservices.lvs.io", "web-copy", "shop", "Conflict")
+                and cluster.get("virtualservices.lvs.io", "web-copy", "shop")
+            ),
+            "web-copy observed",
+        )
+        assert (condition(vs, "Conflict")["status"], condition(vs, "Conflict")["reason"]) == (
+            "True",
+            "PortConflict",
+        )
+        status, message = argocd_health(vs)
+        assert status == "Degraded"
+        assert message.startswith("PortConflict: ") and "shop/web" in message
+        assert flux_health(vs) == "Failed"
+        owner = cluster.get("virtualservices.lvs.io", "web", "shop")
+        assert condition(owner, "Accepted")["status"] == "True"
+    finally:
+        cluster.kubectl("delete", "virtualservices.lvs.io", "web-copy", "-n", "shop", "--wait=false")
