@@ -85,7 +85,10 @@ def test_standby_takes_over_when_the_active_director_dies(topology: TopologyFact
     with agents(processes):
         active, standby = wait_active(processes, str(vip))
         client = Client(topo.clients[0], timeout=0.2)  # retry fast instead of waiting for TCP's 1 s SYN RTO
-        term_before = asyncio.run(FileLeaseStore(tmp_path / "leases").read(str(vip))).transitions
+        before = asyncio.run(FileLeaseStore(tmp_path / "leases").read(str(vip)))
+        term_before = before.transitions
+        # what the agents report as vipGroups[].since and failovers: the Lease's acquire time and counts
+        assert before.acquired is not None and before.activations == {active.director.name: 1}
         with Load(client, str(vip)) as load:
             active.wait_for(lambda: len(load.results) >= 10, what="load running")
             kill_director(active)
@@ -104,6 +107,9 @@ def test_standby_takes_over_when_the_active_director_dies(topology: TopologyFact
         view = asyncio.run(FileLeaseStore(tmp_path / "leases").read(str(vip)))
         assert view.holder == standby.director.name
         assert view.transitions == term_before + 1  # the fencing token moved on
+        assert view.activations == {active.director.name: 1, standby.director.name: 1}
+        assert view.acquired is not None and view.acquired > before.acquired
+        assert abs(view.acquired.timestamp() - took_vip) < 1.0  # since = when the standby took the VIP
         assert f"became active with term {term_before + 1}" in standby.text()
 
 
