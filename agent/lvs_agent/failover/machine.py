@@ -202,18 +202,27 @@ class GroupMachine:
             return None
         return False
 
+    def holds_group(self) -> bool:
+        """Active, or a restarted holder that the Lease still names: it keeps the group's VIPs (see
+        ``wants_vips``) and re-takes the Lease in the same term, so nobody else can be active meanwhile."""
+        if self.role is Role.ACTIVE:
+            return True
+        return self.lease is not None and self.lease.holder == self.node and self.lease_from_store
+
     def role_since(self) -> datetime.datetime | None:
         """Wall-clock start of the current role as the Lease tells it, None if it does not.
 
-        Active: when this node acquired the Lease in its term (kept across a restart that keeps the term).
-        Standby: when the current holder acquired it, the moment the group last changed hands, since when
-        this node has not been the active one.
+        Holding the group: when this node acquired the Lease in its term (kept across a restart that
+        keeps the term). Standby: when the current holder acquired it, the moment the group last changed
+        hands, since when this node has not been the active one.
         """
         lease = self.lease
         if lease is None:
             return None
-        if self.role is Role.ACTIVE:
-            return lease.acquired if lease.holder == self.node and lease.transitions == self.term else None
+        if self.holds_group():
+            if lease.holder == self.node and (self.role is Role.STANDBY or lease.transitions == self.term):
+                return lease.acquired
+            return None
         return lease.acquired if lease.holder not in ("", self.node) else None
 
     # --- decisions ----------------------------------------------------------------------------------

@@ -122,9 +122,13 @@ class FailoverRunner:
         report: dict[str, GroupStatus] = {}
         for group, machine in self.machines.items():
             vips = (self._groups or {}).get(group, frozenset())
+            # a restarted holder reports the role (and term) it keeps while it re-takes its Lease: Standby
+            # for that moment would let a dead peer's stale Active report look current to the controller
+            holding = machine.holds_group()
+            restarted_holder = holding and machine.role is Role.STANDBY and machine.lease is not None
             report[group] = GroupStatus(
-                machine.role,
-                machine.term,
+                Role.ACTIVE if holding else Role.STANDBY,
+                machine.lease.transitions if restarted_holder and machine.lease else machine.term,
                 machine.lease.holder if machine.lease else None,
                 {vip: holders for vip, holders in self.conflicts.items() if vip in vips},
                 self.transitions.get(group),

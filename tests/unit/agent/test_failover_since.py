@@ -159,3 +159,24 @@ async def test_since_and_count_stay_across_a_restart_and_move_once_on_a_takeover
     finally:
         for task in tasks.values():
             await stop(task)
+
+
+def test_a_restarted_holder_reports_the_role_it_keeps_while_it_re_takes_the_lease() -> None:
+    acquired = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    machine = GroupMachine(GROUP, "a", ["b"], FailoverTiming(), started_at=0.0)
+    assert not machine.holds_group() and machine.role_since() is None
+    machine.lease_read(LeaseView("a", 2, acquired=acquired, activations={"a": 2}), now=0.0)
+    assert machine.role is Role.STANDBY and machine.wants_vips() is None  # keeps its VIPs
+    assert (machine.holds_group(), machine.role_since()) == (True, acquired)
+    [action] = machine.decide(0.01)
+    assert action.kind.value == "acquire-lease"
+    machine.lease_acquired(LeaseView("a", 2, acquired=acquired, activations={"a": 2}), now=0.02)
+    assert (machine.role, machine.term, machine.role_since(), machine.activations) == (
+        Role.ACTIVE, 2, acquired, 2)
+    # had b taken the Lease meanwhile, the write fails and a is a plain standby
+    other = GroupMachine(GROUP, "a", ["b"], FailoverTiming(), started_at=0.0)
+    other.lease_read(LeaseView("a", 2, acquired=acquired), now=0.0)
+    other.decide(0.01)
+    later = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    other.lease_lost(LeaseView("b", 3, acquired=later), now=0.02)
+    assert (other.holds_group(), other.role_since()) == (False, later)
