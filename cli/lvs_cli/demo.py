@@ -265,6 +265,10 @@ class Demo:
             wait(lambda: self.holder(NAT_VIP) is not None and self.holder(DR_VIP) is not None, 60,
                  "a director to take each VIP")
             say(self.kubectl("get", "virtualservices.lvs.io", "-n", "shop").rstrip())
+        with step("kubectl wait --for=condition=Ready lvsvs/web -n shop (what GitOps tools wait on)"):
+            # Ready: accepted, programmed on the directors, a director holds the VIP, a member is healthy
+            ready = self.kubectl("wait", "--for=condition=Ready", "lvsvs/web", "-n", "shop", "--timeout=50s")
+            say(ready.rstrip())
         nat_director = self.holder(NAT_VIP)
         with step(f"natGateway: {nat_director.name}, active for {NAT_VIP}, holds the real servers' gateway "
                   f"{NAT_GATEWAY} too (put on lvs0 and announced by gratuitous ARP by its agent)"):

@@ -423,3 +423,62 @@ def test_a_port_conflict_is_degraded_for_argocd_and_failed_for_flux(cluster: Clu
         assert condition(owner, "Accepted")["status"] == "True"
     finally:
         cluster.kubectl("delete", "virtualservices.lvs.io", "web-copy", "-n", "shop", "--wait=false")
+
+
+def ensure_director_report(cluster: Cluster, node: str) -> None:
+    cluster.kubectl(
+        "apply", "-f", "-",
+        input=json.dumps({
+            "apiVersion": "lvs.io/v1alpha1", "kind": "DirectorReport",
+            "metadata": {"name": node}, "spec": {"nodeName": node},
+        }),
+    )  # fmt: skip
+
+
+def test_the_troubleshooting_commands_run(cluster: Cluster) -> None:
+    """docs/troubleshooting.md's "Where to look" (pod logs aside: the embedded server runs no pods)."""
+    ensure_director_report(cluster, "lb-1")
+    cluster.kubectl("create", "namespace", "lvs-system", check=False)
+    commands = [line for line in sh_block(REPO / "docs" / "troubleshooting.md") if " logs " not in line]
+    assert len(commands) >= 6
+    outputs = {line: cluster.run_documented(line).stdout for line in commands}
+    conditions = next(out for line, out in outputs.items() if "jsonpath" in line)
+    assert {line.split("=")[0] for line in conditions.splitlines()} == {
+        "Accepted", "Conflict", "Programmed", "Ready", "Degraded",
+    }  # fmt: skip
+
+
+def test_the_upgrade_commands_run(cluster: Cluster, tmp_path: Path) -> None:
+    """docs/upgrade.md: the record of the CRDs, the CRD apply on top of a client-side install (both forms),
+    and the checks; nothing of the served API changes when the CRDs are the same."""
+    ensure_director_report(cluster, "lb-1")
+    lines = sh_lines(REPO / "docs" / "upgrade.md")
+    record = next(line for line in lines if line.startswith("kubectl get crd -l"))
+    words = shlex.split(record, comments=True)
+    assert words[-2] == ">"
+    saved = cluster.kubectl(*words[1:-2]).stdout
+    assert {item["metadata"]["name"] for item in yaml.safe_load(saved)["items"]} == {
+        f"{plural}.lvs.io"
+        for plural in (
+            "virtualservices",
+            "realserverpools",
+            "vippools",
+            "resolvedservices",
+            "directorreports",
+        )
+    }
+    before = cluster.get("virtualservices.lvs.io", "web", "shop")["metadata"]["resourceVersion"]
+    crd_applies = [line for line in lines if line.startswith("kubectl apply --server-side --force-conflicts")]
+    assert len(crd_applies) == 2
+    for line in crd_applies:
+        assert cluster.run_documented(line).stdout.count("serverside-applied") == 5
+    assert cluster.get("virtualservices.lvs.io", "web", "shop")["metadata"]["resourceVersion"] == before
+
+    wait_all = next(line for line in lines if line.startswith("kubectl wait"))
+    quick = re.sub(r"--timeout=\S+", "--timeout=1s", wait_all)  # not every example has a director here
+    waited = cluster.run_documented(quick, check=False)
+    assert "timed out" in waited.stderr or "condition met" in waited.stdout, waited.stderr
+    columns = next(line for line in lines if "custom-columns" in line)
+    table = cluster.run_documented(columns).stdout.splitlines()
+    assert table[0].split() == ["NODE", "VERSION", "HEARTBEAT"]
+    assert any(row.split()[0] == "lb-1" for row in table[1:])
