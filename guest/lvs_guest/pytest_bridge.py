@@ -10,6 +10,12 @@ exit status see the kernel tests as if they ran here, tracebacks included. A tes
 LVS_GUEST_WORKERS=N boots N guests at once, each running whole test modules (UML guests have one CPU
 each); LVS_GUEST_TIMEOUT bounds each guest.
 
+Hangs: inside, pytest-timeout (the `timeout` ini option, passed on like every host option) fails a test
+that runs too long, by name, and the session goes on. If the inner session itself stops making progress
+(no report for LVS_GUEST_STALL_TIMEOUT s, default twice the per-test timeout plus a minute), the guest is
+killed at once instead of at the suite timeout; either way the test that was running when the guest was
+cut off fails saying so, and the tests after it fail as not run because of it.
+
 Guest side (`GuestReportWriter`, when $LVS_IN_GUEST=1 and $LVS_GUEST_REPORTS names a file): writes each
 test and collection report as one JSON line, serialised by pytest's own hooks.
 """
@@ -38,8 +44,10 @@ from lvs_guest.scripts import GUEST_OUT_DIR
 
 REPORTS_ENV = "LVS_GUEST_REPORTS"
 TIMEOUT_ENV = "LVS_GUEST_TIMEOUT"
+STALL_ENV = "LVS_GUEST_STALL_TIMEOUT"  # no report from the inner session for this long: kill the guest
 WORKERS_ENV = "LVS_GUEST_WORKERS"  # guests in parallel, whole test modules each (default 1)
 DEFAULT_SUITE_TIMEOUT = 1200.0
+MIN_STALL_TIMEOUT = 300.0  # also covers boot and collection, before the first report
 REPORTS_FILE = "reports.jsonl"
 HOST_SIDE_MARKER = "guest_host"  # kernel-dir tests that run on the host (they boot guests themselves)
 # Host options that make no sense inside, with whether they take a separate value.
@@ -76,6 +84,10 @@ class GuestReportWriter:
     def _write(self, kind: str, payload: dict[str, Any]) -> None:
         self.file.write(json.dumps({"kind": kind, **payload}, default=repr) + "\n")
         self.file.flush()
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        # Lets the host name the test that was running if the guest is cut off in the middle of it.
+        self._write("start", {"nodeid": nodeid})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._write(
@@ -153,7 +165,22 @@ class _Lane:
     done: bool = False
     exitstatus: int | None = None  # the inner pytest's, once its session finished
     failure: str = ""  # why its unreported tests fail
+    running: str | None = None  # the test the inner session started and has not finished
+    progress_at: float = field(default_factory=time.monotonic)  # the last report (or the start)
+    stalled: bool = False  # killed by the stall watchdog
     console: queue.SimpleQueue[str] = field(default_factory=queue.SimpleQueue)
+
+
+def _stall_timeout(config: pytest.Config) -> float:
+    """$LVS_GUEST_STALL_TIMEOUT, else twice the per-test timeout (pytest-timeout) plus a minute, at least
+    MIN_STALL_TIMEOUT: a stall means the inner session can no longer fail its own hung test."""
+    configured = os.environ.get(STALL_ENV)
+    if configured:
+        return float(configured)
+    per_test = 0.0
+    with contextlib.suppress(ValueError, TypeError):
+        per_test = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    return max(MIN_STALL_TIMEOUT, 2 * per_test + 60)
 
 
 def _split_by_module(nodeids: list[str], items: dict[str, pytest.Item], lanes: int) -> list[list[str]]:
@@ -197,6 +224,7 @@ class _GuestSession:
 
     def run(self) -> None:
         timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_SUITE_TIMEOUT)
+        stall = _stall_timeout(self.config)
         rootdir = Path(self.config.rootpath)
         options = _inner_options(self.config)
         for lane in self.lanes:
@@ -219,14 +247,25 @@ class _GuestSession:
                             env={REPORTS_ENV: f"{GUEST_OUT_DIR}/{REPORTS_FILE}"}, on_output=lane.console.put,
                         )
                     )  # fmt: skip
+                for lane in self.lanes:
+                    lane.progress_at = time.monotonic()
                 while not all(lane.done for lane in self.lanes):
                     time.sleep(0.2)
                     for lane in self.lanes:
                         self._poll(lane, log)
+                        self._watch_for_stall(lane, stall)
         except GuestError as error:
             setup_failure = str(error)
         for lane in self.lanes:
             self._fail_unreported(lane, setup_failure or lane.failure)
+
+    def _watch_for_stall(self, lane: _Lane, stall: float) -> None:
+        if lane.done or lane.run is None or time.monotonic() - lane.progress_at < stall:
+            return
+        lane.stalled = True
+        doing = f"running {lane.running}" if lane.running else "before its first report"
+        self._say(f"kernel tests: no progress from the guest for {stall:.0f} s ({doing}): killing it")
+        lane.run.kill()
 
     def _poll(self, lane: _Lane, log: Any) -> None:
         if lane.done or lane.run is None:
@@ -248,9 +287,15 @@ class _GuestSession:
             f"boot {boot}, total {result.total_seconds:.1f} s"
         )
         if result.status is not RunStatus.EXITED or lane.exitstatus is None:
+            if lane.stalled:
+                what = f"made no progress for {_stall_timeout(self.config):.0f} s and was killed"
+            elif result.status is RunStatus.TIMEOUT:
+                what = f"hit the suite timeout ({TIMEOUT_ENV}={result.timeout_seconds:.0f} s)"
+            else:
+                what = f"{result.status.value} (exit {result.exit_code})"
             lane.failure = (
-                f"the {result.backend} guest {result.status.value} (exit {result.exit_code}) before "
-                f"reporting this test.\n--- last guest console lines ---\n{result.console_tail()}"
+                f"the {result.backend} guest {what} before reporting this test.\n"
+                f"--- last guest console lines ---\n{result.console_tail()}"
                 + (f"\n{result.boot_failure_hint}" if result.status is RunStatus.NO_STATUS else "")
             )
         elif lane.exitstatus is not None:
@@ -295,7 +340,10 @@ class _GuestSession:
 
     def _handle(self, lane: _Lane, entry: dict[str, Any]) -> None:
         kind = entry.get("kind")
-        if kind == "session":
+        lane.progress_at = time.monotonic()
+        if kind == "start":
+            lane.running = str(entry["nodeid"])
+        elif kind == "session":
             lane.exitstatus = int(entry["exitstatus"])
         elif kind == "collect-error":
             self.collect_errors.append(f"{entry['nodeid']}: {entry['text']}")
@@ -305,6 +353,8 @@ class _GuestSession:
                 if report.skipped and isinstance(report.longrepr, list):
                     # JSON made the (path, line, reason) tuple of a skip a list; the terminal wants a tuple.
                     report.longrepr = tuple(report.longrepr)
+                if report.when == "teardown" and report.nodeid == lane.running:
+                    lane.running = None
                 self._log(report)
 
     def _log(self, report: pytest.TestReport) -> None:
@@ -329,7 +379,13 @@ class _GuestSession:
         if self.collect_errors:
             reason += "\n--- collection errors inside the guest ---\n" + "\n".join(self.collect_errors)
         for nodeid in unfinished:
-            self._synthesize_failure(nodeid, reason, "teardown" if "call" in self.phases[nodeid] else "call")
+            if lane.running is None:
+                why = reason
+            elif nodeid == lane.running:
+                why = f"THIS TEST was running when the guest was cut off (a hang?): {reason}"
+            else:
+                why = f"not run: the guest was cut off while {lane.running} was running: {reason}"
+            self._synthesize_failure(nodeid, why, "teardown" if "call" in self.phases[nodeid] else "call")
 
     def _synthesize_failure(self, nodeid: str, reason: str, when: str) -> None:
         item = self.items[nodeid]

@@ -239,6 +239,11 @@ class GuestRun:
                 return False
             time.sleep(min(0.05, end - now))
 
+    def kill(self) -> None:
+        """End the guest now (a watchdog gave up on it); result() then reports what happened."""
+        if self._process is not None and self._process.poll() is None:
+            self._terminate()
+
     def _terminate(self) -> None:
         if self._process is not None:
             survivors = _kill_group(self._process.pid)
