@@ -86,7 +86,9 @@ def test_foreign_vip_is_a_conflict_and_left_alone() -> None:
         sh("ip", "link", "del", "kube-ipvs0", check=False)
 
 
-def wait_for(predicate: object, timeout: float = 3.0) -> bool:
+def wait_for(predicate: object, timeout: float = 20.0) -> bool:
+    """Poll until predicate() holds; generous, since a loaded guest may be slow to process the
+    announcement, and a passing test returns as soon as it does."""
     assert callable(predicate)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
