@@ -52,7 +52,7 @@ async def test_one_active_then_takeover_after_the_active_dies(tmp_path: Path) ->
         runner.set_groups({GROUP: frozenset({VIP})})
     tasks = {node: asyncio.create_task(runner.run()) for node, runner in runners.items()}
     try:
-        await wait_until(lambda: any(VIP in fake.vips for fake in vips.values()), timeout=3)
+        await wait_until(lambda: any(VIP in fake.vips for fake in vips.values()), timeout=10)
         await asyncio.sleep(0.5)
         holders = [node for node, fake in vips.items() if VIP in fake.vips]
         assert len(holders) == 1
@@ -62,8 +62,9 @@ async def test_one_active_then_takeover_after_the_active_dies(tmp_path: Path) ->
         assert runners[standby].status()[GROUP].role is Role.STANDBY
         assert vips[active].announced.count(VIP) >= 1
         tasks[active].cancel()  # the active director dies (its VIP stays behind, as after a crash)
-        gap = await wait_until(lambda: VIP in vips[standby].vips, timeout=3)
-        assert gap < timing.dead_after + 0.2, gap
+        gap = await wait_until(lambda: VIP in vips[standby].vips, timeout=10)
+        # the heartbeat path, not the Lease running out (the figure itself is bench/failover_bench.py's)
+        assert gap < timing.lease_duration / 2, gap
         assert runners[standby].status()[GROUP].term == 1
         assert (await store.read(GROUP)).holder == standby
     finally:
@@ -100,7 +101,7 @@ async def test_a_vip_on_a_foreign_interface_is_reported_and_never_taken(tmp_path
     runner.set_groups({"front": frozenset({VIP, "203.0.113.11"})})
     task = asyncio.create_task(runner.run())
     try:
-        await wait_until(lambda: "203.0.113.11" in vips.vips, timeout=3)
+        await wait_until(lambda: "203.0.113.11" in vips.vips, timeout=10)
         await asyncio.sleep(0.2)
         status = runner.status()["front"]
         assert status.role is Role.ACTIVE
@@ -108,7 +109,7 @@ async def test_a_vip_on_a_foreign_interface_is_reported_and_never_taken(tmp_path
         assert VIP not in vips.vips
         # the group goes away: our VIP is released, the foreign one was never ours
         runner.set_groups({})
-        await wait_until(lambda: not vips.vips, timeout=3)
+        await wait_until(lambda: not vips.vips, timeout=10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -136,7 +137,7 @@ async def test_the_nat_gateway_follows_the_active_director_and_is_announced_to_t
         runner.set_groups({GROUP: frozenset({VIP, GATEWAY})}, gateways[node])
     tasks = {node: asyncio.create_task(runner.run()) for node, runner in runners.items()}
     try:
-        await wait_until(lambda: any(GATEWAY in fake.vips for fake in vips.values()), timeout=3)
+        await wait_until(lambda: any(GATEWAY in fake.vips for fake in vips.values()), timeout=10)
         await asyncio.sleep(0.3)
         [active] = [node for node, fake in vips.items() if GATEWAY in fake.vips]
         [standby] = [node for node in ports if node != active]
@@ -145,11 +146,11 @@ async def test_the_nat_gateway_follows_the_active_director_and_is_announced_to_t
         assert (GATEWAY, expected[active]) in vips[active].announced_on
         assert (VIP, None) in vips[active].announced_on  # the VIP still goes to the uplink
         tasks[active].cancel()
-        await wait_until(lambda: {VIP, GATEWAY} <= vips[standby].vips, timeout=3)
-        await wait_until(lambda: (GATEWAY, expected[standby]) in vips[standby].announced_on, timeout=1)
+        await wait_until(lambda: {VIP, GATEWAY} <= vips[standby].vips, timeout=10)
+        await wait_until(lambda: (GATEWAY, expected[standby]) in vips[standby].announced_on, timeout=10)
         # the group leaves the standby-turned-active node: the gateway goes with the VIP
         runners[standby].set_groups({})
-        await wait_until(lambda: not vips[standby].vips, timeout=3)
+        await wait_until(lambda: not vips[standby].vips, timeout=10)
     finally:
         for task in tasks.values():
             task.cancel()
@@ -163,7 +164,7 @@ async def test_a_nat_gateway_on_a_foreign_interface_is_a_conflict_not_taken(tmp_
     runner.set_groups({"front": frozenset({VIP, GATEWAY})}, {GATEWAY: "eth1"})
     task = asyncio.create_task(runner.run())
     try:
-        await wait_until(lambda: VIP in vips.vips, timeout=3)
+        await wait_until(lambda: VIP in vips.vips, timeout=10)
         await asyncio.sleep(0.2)
         assert runner.status()["front"].conflicts == {GATEWAY: ["eth1"]}
         assert GATEWAY not in vips.vips
