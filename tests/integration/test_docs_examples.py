@@ -482,3 +482,23 @@ def test_the_upgrade_commands_run(cluster: Cluster, tmp_path: Path) -> None:
     table = cluster.run_documented(columns).stdout.splitlines()
     assert table[0].split() == ["NODE", "VERSION", "HEARTBEAT"]
     assert any(row.split()[0] == "lb-1" for row in table[1:])
+
+
+def test_the_readme_first_virtual_service_is_accepted(tmp_path: Path) -> None:
+    """README.md's "A first VirtualService", with the VIPPool and pool of nat-web.yaml it refers to."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("## A first VirtualService")
+    block = text[text.index("```yaml\n", start) + len("```yaml\n") :]
+    first = yaml.safe_load(block[: block.index("```")])
+    assert (first["kind"], first["metadata"]["namespace"]) == ("VirtualService", "shop")
+    nat_web = [doc for doc in yaml.safe_load_all((EXAMPLES / "nat-web.yaml").read_text()) if doc]
+    supporting = [doc for doc in nat_web if doc["kind"] in ("VIPPool", "RealServerPool")]
+    assert first["spec"]["poolRef"]["name"] in {doc["metadata"]["name"] for doc in supporting}
+    with installed_cluster(tmp_path) as cluster:
+        cluster.kubectl("create", "namespace", "shop")
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([*supporting, first]))
+        accepted = wait_until(
+            lambda: current_condition(cluster, "virtualservices.lvs.io", "web", "shop", "Accepted"),
+            "accepted",
+        )
+        assert (accepted["status"], accepted["reason"]) == ("True", "Accepted"), accepted
