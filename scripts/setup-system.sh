@@ -18,6 +18,8 @@ have nft || need+=(nftables)
 have mount || need+=(mount)
 have openssl || need+=(openssl)             # the embedded API server's self-signed TLS certificate
 have keepalived || need+=(keepalived)       # bench/failover_bench.py compares failover with its VRRP
+have timeout || need+=(coreutils)          # test.sh caps each stage's wall-clock time
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)  # scripts/venv.sh makes .venv
 have apt-get || { echo "setup-system: not a Debian system (no apt-get)" >&2; exit 1; }
 
 real_kvm() {
@@ -36,6 +38,19 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# A transient registry or network error should not fail CI: apt retries each download, and the whole
+# step is tried again (after a pause) before giving up.
+retry() {
+  local attempt
+  for attempt in 1 2 3; do
+    "$@" && return 0
+    [ "$attempt" -lt 3 ] || break
+    echo "setup-system: '$*' failed (attempt $attempt of 3), retrying in $((attempt * 10)) s" >&2
+    sleep $((attempt * 10))
+  done
+  return 1
+}
+apt_options=(-o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
 echo "setup-system: installing ${need[*]}" >&2
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+retry apt-get "${apt_options[@]}" update -qq
+retry apt-get "${apt_options[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null

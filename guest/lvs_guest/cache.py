@@ -8,12 +8,17 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from lvs_guest.errors import GuestUnavailable
 
 CACHE_ENV = "LVS_GUEST_CACHE"
+# apt retries each download itself; a fetch that still fails (a registry hiccup) is tried again this many
+# times, after a pause, before the kernel tests fail for want of a kernel.
+FETCH_ATTEMPTS = 3
+APT_OPTIONS = ["-o", "Acquire::Retries=3"]
 
 
 def project_root() -> Path | None:
@@ -65,7 +70,12 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
 def _apt_update() -> None:
     if os.geteuid() != 0:
         raise GuestUnavailable("apt package lists (apt-get update was never run)", "sudo apt-get update")
-    done = _run(["apt-get", "update", "-qq"])
+    done = _run(["apt-get", *APT_OPTIONS, "update", "-qq"])
+    for attempt in range(1, FETCH_ATTEMPTS):
+        if done.returncode == 0:
+            break
+        time.sleep(10 * attempt)
+        done = _run(["apt-get", *APT_OPTIONS, "update", "-qq"])
     if done.returncode != 0:
         raise GuestUnavailable("apt package lists", f"apt-get update failed: {done.stderr.strip()[-400:]}")
 
@@ -95,10 +105,16 @@ def download_and_unpack(package: str, destination: Path) -> None:
         scratch_dir = Path(scratch)
         # apt drops to the _apt user for downloads; let it write here, or it warns and runs unsandboxed.
         os.chmod(scratch_dir, 0o777)
-        done = _run(["apt-get", "download", "-q", package], cwd=scratch_dir)
+        download = ["apt-get", *APT_OPTIONS, "download", "-q", package]
+        done = _run(download, cwd=scratch_dir)
         if done.returncode != 0 and "Unable to locate" in done.stderr:
             _apt_update()
-            done = _run(["apt-get", "download", "-q", package], cwd=scratch_dir)
+            done = _run(download, cwd=scratch_dir)
+        for attempt in range(1, FETCH_ATTEMPTS):
+            if done.returncode == 0:
+                break
+            time.sleep(10 * attempt)
+            done = _run(download, cwd=scratch_dir)
         debs = sorted(scratch_dir.glob("*.deb"))
         if done.returncode != 0 or not debs:
             raise GuestUnavailable(
