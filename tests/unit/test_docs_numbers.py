@@ -4,6 +4,7 @@ table against the chart's values.yaml."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,6 @@ def test_operations_prose_quotes_the_agent_defaults(agent_defaults: dict[str, An
 
 
 def test_report_rate_limits_and_retry_backoff_are_as_documented() -> None:
-    import inspect
-
     writer = inspect.signature(ReportWriter.__init__).parameters
     minimum, liveness = writer["min_interval"].default, writer["heartbeat_interval"].default
     assert f"at most one every {minimum:g} s" in OPERATIONS
@@ -110,3 +109,19 @@ def test_the_install_guide_values_table_quotes_the_chart_defaults() -> None:
             )
             compared += 1
     assert compared >= 15
+
+
+def test_failover_details_are_as_documented(agent_defaults: dict[str, Any]) -> None:
+    from lvs_agent.config import load_config
+    from lvs_agent.failover.heartbeat import HeartbeatReceiver
+    from lvs_agent.failover.machine import FailoverTiming
+    from lvs_agent.failover.runner import ANNOUNCE_DELAYS
+
+    assert ANNOUNCE_DELAYS == (0.0, 0.1, 1.0)
+    assert OPERATIONS.count("immediately, after 100 ms and after 1 s") == 1
+    assert f"next one {FailoverTiming().takeover_stagger * 1000:.0f} ms later" in OPERATIONS
+    skew = inspect.signature(HeartbeatReceiver.__init__).parameters["max_skew"].default
+    assert f"rejected beyond {skew:g} s of skew" in OPERATIONS
+    timing = load_config([]).timing
+    assert timing.renew_interval == agent_defaults["lease_duration"] / 5
+    assert f"(at most `lease-duration / 5`, {timing.renew_interval:g} s by default)" in OPERATIONS
