@@ -118,7 +118,7 @@ async def run_agent(config: AgentConfig) -> None:
         # Health: one engine for every member of every served service. Verdicts drive the kernel only
         # where this director is active for the group (a standby probes, warm, without applying).
         reported = ReportedHealth()
-        engine = HealthEngine(NetworkProber(allow_exec=config.allow_exec),
+        engine = HealthEngine(NetworkProber(allow_exec=config.allow_exec, tls_sessions=config.tls_sessions),
                               reporter=HealthReporter(reported.publish))
         binding = HealthBinding(engine, vip_group_of)
         kick: list[Callable[[], None]] = []  # set once the reconcile loop exists

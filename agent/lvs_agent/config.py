@@ -41,6 +41,7 @@ class AgentConfig:
     metrics_port: int = 0  # 0: no /metrics, /healthz, /readyz endpoint
     metrics_address: str = "0.0.0.0"
     metrics_detail: str = "services"  # none | services | destinations (see lvs_agent.metrics)
+    tls_sessions: int = 1024  # HTTPS checks: members whose TLS session is kept for resumption
 
 
 def parse_peer(text: str) -> Peer:
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["none", "services", "destinations"],
                         help="label cardinality: none (fixed-size series only), services (per IPVS service, "
                              "VirtualService and VIP group; default) or destinations (also per real server)")
+    parser.add_argument("--tls-sessions", type=int, default=int(_env("TLS_SESSIONS", "1024") or 0),
+                        help="HTTPS health checks resume the TLS sessions of this many members (about 12 KB "
+                             "each; 0: a full handshake every check)")
     return parser
 
 
@@ -144,4 +148,5 @@ def load_config(argv: Sequence[str] | None = None) -> AgentConfig:
         report=not args.no_report, resync_interval=args.resync_interval, netns=args.netns,
         log_level=args.log_level, allow_exec=args.allow_exec, metrics_port=args.metrics_port,
         metrics_address=args.metrics_address, metrics_detail=args.metrics_detail,
+        tls_sessions=args.tls_sessions,
     )

@@ -4,8 +4,10 @@ Built for many thousands of probes per second on one core:
 - TCP connect, plain HTTP, UDP and DNS checks run on one epoll instance (:mod:`.reactor`): per check a
   socket, a few syscalls and a future; no task, no transport, no timer handle;
 - HTTP is a minimal HTTP/1.1 client (one request, ``Connection: close``) whose judge
-  (:mod:`.httpcheck`) stops reading as soon as the answer is decided; HTTPS uses the same judge on an
-  ``asyncio.Protocol`` over TLS (a task per check: the handshake dominates anyway);
+  (:mod:`.httpcheck`) stops reading as soon as the answer is decided; HTTPS runs the same exchange on
+  the reactor through TLS memory BIOs, with two ``SSLContext`` objects for the whole prober (verifying
+  or not) and TLS session resumption per member (:class:`~.reactor.TlsSessionCache`): after the first
+  check, a member's handshakes skip the certificate and its signature;
 - every TCP probe socket is closed with ``SO_LINGER {1, 0}`` (a reset): a director making 10,000
   connections a second would otherwise pile up ``TIME_WAIT`` sockets and run out of ephemeral ports;
 - exec runs a command without a shell, in its own process group (killed whole on timeout), at most
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import ipaddress
 import os
@@ -24,7 +25,6 @@ import random
 import signal
 import socket
 import ssl
-import struct
 from collections.abc import Awaitable
 
 from lvs_agent.health.dns import (
@@ -37,11 +37,10 @@ from lvs_agent.health.dns import (
 )
 from lvs_agent.health.httpcheck import HttpResponseJudge, build_http_request, compiled_regex
 from lvs_agent.health.probe import ProbeResult
-from lvs_agent.health.reactor import ConnectReactor, SockAddr, os_error_reason
+from lvs_agent.health.reactor import ConnectReactor, SockAddr, TlsSessionCache, os_error_reason
 from lvs_agent.health.spec import DnsProbe, ExecProbe, HttpProbe, ProbeSpec, TcpProbe, UdpProbe
 
 EXEC_DISABLED_REASON = "exec checks are disabled on this agent (allow_exec is off)"
-_LINGER_RESET = struct.pack("ii", 1, 0)
 _UDP_SILENT_OK = ProbeResult(True, "no ICMP error before the timeout")
 _STDERR_TAIL = 200
 
@@ -59,67 +58,6 @@ def _sockaddr(address: str, port: int) -> tuple[socket.AddressFamily, SockAddr]:
     return socket.AF_INET, (str(parsed), port)
 
 
-def open_tcp_socket(
-    loop: asyncio.AbstractEventLoop, address: str, port: int, timeout: float
-) -> asyncio.Future[socket.socket | ProbeResult]:
-    """Connected non-blocking socket (the caller owns it), or the reason the connect failed.
-
-    A bare non-blocking connect watched by ``add_writer`` and a timer (no task, no transport). Never
-    raises; cancelling the future closes the socket.
-    """
-    future: asyncio.Future[socket.socket | ProbeResult] = loop.create_future()
-    try:
-        family, sockaddr = _sockaddr(address, port)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-    except (OSError, ValueError) as error:
-        future.set_result(ProbeResult(False, f"cannot create socket: {error}"))
-        return future
-    sock.setblocking(False)
-    code = sock.connect_ex(sockaddr)
-    if code == 0:
-        future.set_result(sock)
-        return future
-    if code != errno.EINPROGRESS:
-        sock.close()
-        future.set_result(ProbeResult(False, os_error_reason(code)))
-        return future
-
-    fd = sock.fileno()
-    timer: asyncio.TimerHandle | None = None
-
-    def on_writable() -> None:
-        loop.remove_writer(fd)
-        if timer is not None:
-            timer.cancel()
-        if future.done():  # cancelled by the caller meanwhile
-            sock.close()
-            return
-        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
-            sock.close()
-            future.set_result(ProbeResult(False, os_error_reason(error)))
-        else:
-            future.set_result(sock)
-
-    def on_timeout() -> None:
-        loop.remove_writer(fd)
-        sock.close()
-        if not future.done():
-            future.set_result(_timeout_result(timeout))
-
-    def on_done(done: asyncio.Future[socket.socket | ProbeResult]) -> None:
-        if done.cancelled() and sock.fileno() >= 0:
-            loop.remove_writer(fd)
-            if timer is not None:
-                timer.cancel()
-            sock.close()
-
-    loop.add_writer(fd, on_writable)
-    timer = loop.call_later(timeout, on_timeout)
-    future.add_done_callback(on_done)
-    return future
-
-
 # --- HTTP ---------------------------------------------------------------------------------------------
 
 
@@ -129,82 +67,6 @@ def unverified_ssl_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-class _HttpCheckProtocol(asyncio.Protocol):
-    """HTTPS: sends one request over TLS and hands the response to an :class:`HttpResponseJudge`."""
-
-    def __init__(self, request: bytes, spec: HttpProbe, done: asyncio.Future[ProbeResult]) -> None:
-        self._request = request
-        self._judge = HttpResponseJudge(spec)
-        self._done = done
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self._request)
-
-    def _finish(self, result: ProbeResult) -> None:
-        if not self._done.done():
-            self._done.set_result(result)
-        if self.transport is not None:
-            self.transport.abort()
-
-    def data_received(self, data: bytes) -> None:
-        if not self._done.done() and (verdict := self._judge.feed(data)) is not None:
-            self._finish(verdict)
-
-    def eof_received(self) -> bool | None:
-        if not self._done.done():
-            self._finish(self._judge.eof())
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._done.done():
-            self._finish(self._judge.eof() if exc is None else self._judge.lost(exc))
-
-
-async def probe_http(
-    address: str, port: int, spec: HttpProbe, timeout: float, tls_context: ssl.SSLContext | None = None
-) -> ProbeResult:
-    """One HTTP(S) check over asyncio streams (the prober uses it for HTTPS; plain HTTP goes through the
-    reactor); ``tls_context`` is required when ``spec.tls`` is set."""
-    loop = asyncio.get_running_loop()
-    transport: asyncio.Transport | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            connected = await open_tcp_socket(loop, address, port, timeout)
-            if isinstance(connected, ProbeResult):
-                return connected
-            done: asyncio.Future[ProbeResult] = loop.create_future()
-            protocol = _HttpCheckProtocol(build_http_request(spec, address, port), spec, done)
-            connected.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-            try:
-                if spec.tls:
-                    assert tls_context is not None, "HTTPS probe without a TLS context"
-                    server_name = spec.sni or spec.host or (address if spec.tls_verify else "")
-                    transport, _ = await loop.create_connection(
-                        lambda: protocol,
-                        sock=connected,
-                        ssl=tls_context,
-                        server_hostname=server_name,
-                        ssl_handshake_timeout=timeout,
-                    )
-                else:
-                    transport, _ = await loop.create_connection(lambda: protocol, sock=connected)
-            except ssl.SSLError as error:
-                connected.close()
-                return ProbeResult(False, f"TLS: {error.reason or error}")
-            except OSError as error:
-                connected.close()
-                return ProbeResult(False, f"connection failed: {error}")
-            return await done
-    except TimeoutError:
-        return _timeout_result(timeout)
-    finally:
-        if transport is not None:
-            transport.abort()
 
 
 # --- UDP and DNS ---------------------------------------------------------------------------------------
@@ -328,15 +190,22 @@ class NetworkProber:
     (the engine refuses to schedule them in the first place; this is the second lock).
     ``verify_context`` is used for HTTPS checks with ``tls_verify``: by default the system CAs; pass a
     context loaded with the cluster's CA bundle where members carry internal certificates. At most
-    ``max_exec`` exec checks run at once.
+    ``max_exec`` exec checks run at once. HTTPS checks resume the TLS sessions of up to
+    ``tls_sessions`` members (0: a full handshake every time); a session costs about 12 KB (OpenSSL 3
+    keeps the member's parsed certificate with it).
     """
 
     def __init__(
-        self, allow_exec: bool = False, verify_context: ssl.SSLContext | None = None, max_exec: int = 16
+        self,
+        allow_exec: bool = False,
+        verify_context: ssl.SSLContext | None = None,
+        max_exec: int = 16,
+        tls_sessions: int = 1024,
     ) -> None:
         self.allow_exec = allow_exec
         self._verify_context = verify_context or ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         self._unverified_context = unverified_ssl_context()
+        self.tls_sessions = TlsSessionCache(tls_sessions) if tls_sessions > 0 else None
         self._max_exec = max_exec
         self._exec_slots: asyncio.Semaphore | None = None
         self._reactor: ConnectReactor | None = None
@@ -364,14 +233,17 @@ class NetworkProber:
                 return _ready(ProbeResult(False, f"cannot create socket: {error}"))
             return self._connect_reactor().connect(family, sockaddr, timeout)
         if isinstance(spec, HttpProbe):
-            if spec.tls:
-                context = self._verify_context if spec.tls_verify else self._unverified_context
-                return probe_http(address, port, spec, timeout, context)
             try:
                 family, sockaddr = _sockaddr(address, port)
             except ValueError as error:
                 return _ready(ProbeResult(False, f"cannot create socket: {error}"))
             request = build_http_request(spec, address, port)
+            if spec.tls:
+                context = self._verify_context if spec.tls_verify else self._unverified_context
+                server_name = spec.sni or spec.host or (address if spec.tls_verify else None)
+                return self._connect_reactor().tls_exchange(
+                    family, sockaddr, timeout, request, HttpResponseJudge(spec), context=context,
+                    server_name=server_name, sessions=self.tls_sessions)
             return self._connect_reactor().exchange(
                 family, sockaddr, timeout, request, HttpResponseJudge(spec)
             )
