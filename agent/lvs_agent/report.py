@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -64,7 +64,9 @@ def build_status(
     stats: StatsTable | None = None,
     failovers: Mapping[str, int] | None = None,
     now: datetime.datetime | None = None,
+    agent_errors: Sequence[str] = (),
 ) -> DirectorReportStatus:
+    """The report. ``agent_errors``: problems found outside the reconcile pass (a foreign sync daemon)."""
     groups = groups or {}
     services: dict[str, ServiceReport] = {}
     for key, outcome in sorted(result.outcomes.items()):
@@ -101,6 +103,7 @@ def build_status(
             since=status.since if status is not None and role is not VIPGroupRole.UNKNOWN else None,
         ))
     errors = [result.error] if result.error else []
+    errors += agent_errors
     for group_status in groups.values():
         errors += [f"VIP {vip} is on foreign interface(s) {', '.join(holders)}: not taken"
                    for vip, holders in group_status.conflicts.items()]

@@ -151,6 +151,11 @@ class NetlinkSyncDaemons:
     def running(self) -> dict[str, str]:
         return {daemon.state.label: daemon.interface for daemon in self._control.daemons()}
 
+    def problems(self) -> list[str]:
+        """The foreign daemons of the last ``ensure``, in words for the DirectorReport's errors."""
+        return [f"IPVS {label} sync daemon runs as {describe(daemon)}, not as configured; not started by "
+                f"this agent, so left running" for label, daemon in sorted(self.foreign.items())]
+
     def _owned(self, daemon: SyncDaemon) -> bool:
         recorded = self._record.get(daemon.state) if self._record is not None else None
         return recorded is not None and same_settings(recorded, daemon)

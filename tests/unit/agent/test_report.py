@@ -95,3 +95,11 @@ def test_the_group_reports_the_leases_since_and_activation_count(tmp_path: Path)
     # no failover state at all: role Unknown, no since
     [group] = build_status(result).vip_groups
     assert (group.role, group.since, group.failovers) == (VIPGroupRole.UNKNOWN, None, 0)
+
+
+def test_agent_errors_join_the_reports_errors(tmp_path: Path) -> None:
+    reconciler = Reconciler(node_labels={}, kernel=FakeIpvsKernel(),
+                            record=OwnershipRecord(tmp_path / "owned.json"), compile_service=compile_resolved,
+                            plan=plan, health=lambda _key, _member: True)
+    status = build_status(reconciler.reconcile_once(desired()), agent_errors=["IPVS backup sync daemon ..."])
+    assert status.errors == ["IPVS backup sync daemon ..."]

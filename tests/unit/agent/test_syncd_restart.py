@@ -108,3 +108,15 @@ def test_the_record_is_written_before_the_start(tmp_path: Path) -> None:
 
     agent(Watching(), tmp_path).ensure(SyncDaemonConfig("eth0", sync_id=1))
     assert recorded == [SyncDaemon(MASTER, "eth0", 1), SyncDaemon(BACKUP, "eth0", 1)]
+
+
+def test_foreign_daemons_are_described_for_the_report(tmp_path: Path) -> None:
+    kernel = FakeSyncDaemons(interfaces=["eth0"])
+    kernel.start_daemon(SyncDaemon(BACKUP, "eth0", 42))
+    syncd = agent(kernel, tmp_path)
+    syncd.ensure(SyncDaemonConfig("eth0", sync_id=5))
+    assert syncd.problems() == ["IPVS backup sync daemon runs as backup on eth0 syncid 42 group 224.0.0.81, "
+                                "not as configured; not started by this agent, so left running"]
+    kernel.stop_daemon(BACKUP)
+    syncd.ensure(SyncDaemonConfig("eth0", sync_id=5))
+    assert syncd.problems() == []
