@@ -30,7 +30,8 @@ Health is never labelled per member (100,000 members would be 100,000 series): m
 check kind and state; a VirtualService's healthy members come with ``services``.
 
 IPVS counters are those the reconciler last read (at most every 10 s, at the end of a pass; passes run
-at least every resync interval): ``lvs_agent_ipvs_stats_timestamp_seconds`` says when.
+at least every resync interval): ``lvs_agent_ipvs_stats_timestamp_seconds`` says when. The kernel itself
+folds its per-CPU counters into what it reports every 2 s.
 """
 
 from __future__ import annotations

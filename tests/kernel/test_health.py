@@ -6,6 +6,9 @@ ways (listening socket closed, server process stopped with SIGSTOP, HTTP 500, DN
 dropped by ``tc netem``); with interval 1 s, fall 2 and timeout 0.4 s it must leave the IPVS table
 (quiesced: weight 0) in under interval*fall + timeout = 2.4 s (+0.1 s for the reconcile pass), the client
 through the VIP must stop reaching it, and after the fault is undone it must come back.
+
+The director's /metrics is scraped over HTTP too: IPVS counters read from the real kernel per service and
+per destination after client traffic, and member health by state.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from lvs_agent.health import HealthEngine, NetworkProber
 from lvs_agent.health.convert import HealthBinding
+from lvs_agent.metrics import AgentMetrics, InstrumentedKernel, MetricSources, MetricsServer
 from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import Reconciler, vip_group_of
@@ -35,6 +40,7 @@ from lvs_api.compiler import compile_resolved
 from lvs_api.models import ResolvedService
 from lvs_api.planner import plan
 from lvs_guest.topology import Host, Topology
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.kernel
 
@@ -167,9 +173,17 @@ class HealthDirector:
     logs the kernel's destination weights (monotonic time, {address: weight}) after every pass."""
 
     def __init__(
-        self, director: Host, desired: dict[str, ResolvedService], record: Path, active: bool = True
+        self,
+        director: Host,
+        desired: dict[str, ResolvedService],
+        record: Path,
+        active: bool = True,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.director = director
+        self.metrics = metrics
+        self.metrics_port = 0
+        self._reconcile: Callable[[], None] | None = None
         self.active = active
         self._engine: HealthEngine | None = None
         self.desired = desired
@@ -200,15 +214,27 @@ class HealthDirector:
         kernel = await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(IpvsNetlink, netns=self.director.netns)
         )
+        server: MetricsServer | None = None
+        metrics = self.metrics
         with kernel:
             reconciler = Reconciler(
                 node_labels={},
-                kernel=kernel,
+                kernel=kernel if metrics is None else InstrumentedKernel(kernel, metrics),
                 record=OwnershipRecord(self.record),
                 compile_service=compile_resolved,
                 plan=plan,
                 health=binding.lookup,
+                stats_interval=0.0 if metrics is not None else None,  # counters read after every pass
             )
+            if metrics is not None:  # the agent's endpoint, in the director's namespace
+                metrics.sources = MetricSources(
+                    health=engine.counts,
+                    last_pass=lambda: reconciler.last,
+                    ipvs_stats=lambda: reconciler.stats,
+                )
+                server = MetricsServer(metrics, lambda: None, address="127.0.0.1", port=0)
+                await server.start()
+                self.metrics_port = server.port or 0
 
             def reconcile() -> None:
                 binding.sync(self.desired)
@@ -222,6 +248,7 @@ class HealthDirector:
                 with self.lock:
                     self.weights.append((time.monotonic(), weights))
 
+            self._reconcile = reconcile
             reconcile()
             async with engine:
                 self.ready.set()
@@ -230,6 +257,8 @@ class HealthDirector:
                         async with asyncio.timeout(0.5):
                             await engine.changes.get()
                             reconcile()
+        if server is not None:
+            await server.close()
         prober.close()
 
     def __enter__(self) -> HealthDirector:
@@ -243,6 +272,33 @@ class HealthDirector:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(timeout=10)
+
+    def reconcile_now(self) -> None:
+        """One pass on the director's loop (re-reads the IPVS counters)."""
+        assert self._loop is not None and self._reconcile is not None
+        reconcile = self._reconcile
+
+        async def run() -> None:
+            reconcile()
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """GET /metrics over HTTP from inside the director's namespace, parsed."""
+        assert self._loop is not None and self.metrics_port
+
+        async def get() -> str:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            async with aiohttp.ClientSession() as session, session.get(url) as reply:
+                assert reply.status == 200
+                return await reply.text()
+
+        text = asyncio.run_coroutine_threadsafe(get(), self._loop).result(timeout=10)
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def activate(self, group: str) -> None:
         """Make this director active for ``group`` (what the failover runner does on takeover)."""
@@ -508,3 +564,64 @@ def test_standby_probes_warm_and_applies_its_verdicts_at_takeover(
         applied_at = standby.wait_for_weight(str(rs1.ipv4), 0, after=activated_at, timeout=5)
         print(f"\nstandby applied its warm verdict {applied_at - activated_at:.3f}s after becoming active")
         assert applied_at - activated_at < 0.5  # no new checks needed
+
+
+def test_metrics_count_real_ipvs_traffic_and_member_health(topology: TopologyFactory, tmp_path: Path) -> None:
+    """The agent's /metrics over a real table: connections through the VIP show in the service's and each
+    destination's counters (read from the kernel over netlink), and member health follows a failure."""
+    topo = topology(directors=1, real_servers=2, clients=1)
+    director, (rs1, rs2) = topo.directors[0], topo.real_servers
+    vip = topo.vip(0)
+    topo.add_vip(vip, director)
+    members = Members()
+    with contextlib.ExitStack() as stack:
+        stack.callback(members.close)
+        members.start_http(rs1)
+        members.start_http(rs2)
+        check = {"type": "HTTP", "http": {"path": "/healthz"}}
+        desired = {"health/web": resolved(str(vip), [str(rs1.ipv4), str(rs2.ipv4)], HTTP_PORT, "TCP", check)}
+        metrics = AgentMetrics("destinations")
+        with HealthDirector(director, desired, tmp_path / "owned.json", metrics=metrics) as watcher:
+            watcher.wait_for_weight(str(rs1.ipv4), 1, after=0.0, timeout=5)
+            deadline = time.monotonic() + 10
+            while not all(watcher.health("health/web", f"{rs.ipv4}:{HTTP_PORT}") for rs in (rs1, rs2)):
+                assert time.monotonic() < deadline, "members never healthy"
+                time.sleep(0.05)
+            requests = 10
+            answers = collections.Counter(topo.client.http_get(vip, HTTP_PORT, count=requests))
+            assert answers == {"rs1": requests // 2, "rs2": requests // 2}  # rr
+            service = {"virtualservice": "health/web", "service": f"TCP {vip}:{HTTP_PORT}"}
+            connections = ("lvs_agent_ipvs_service_connections_total", tuple(sorted(service.items())))
+            # the kernel folds its per-CPU counters into what it reports every 2 s (the rate estimator)
+            deadline = time.monotonic() + 10
+            while True:
+                watcher.reconcile_now()
+                samples = watcher.scrape()
+                if samples[connections] >= requests or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+
+            def value(name: str, **labels: str) -> float:
+                return samples[(name, tuple(sorted(labels.items())))]
+
+            assert value("lvs_agent_ipvs_service_connections_total", **service) == requests
+            assert value("lvs_agent_ipvs_service_packets_total", direction="in", **service) >= requests * 3
+            assert value("lvs_agent_ipvs_service_bytes_total", direction="out", **service) > 0  # NAT: replies
+            for rs in (rs1, rs2):
+                dest = {**service, "destination": f"{rs.ipv4}:{HTTP_PORT}"}
+                assert value("lvs_agent_ipvs_destination_connections_total", **dest) == requests // 2
+            assert value("lvs_agent_ipvs_connections_total") == requests
+            assert value("lvs_agent_ipvs_owned_services") == 1
+            assert value("lvs_agent_reconcile_ops_total", op="add-service") == 1
+            assert not [key for key in samples if key[0] == "lvs_agent_netlink_errors_total"]
+            assert value("lvs_agent_health_members", check="HTTP", state="healthy") == 2
+            print(f"\n/metrics: {len(samples)} samples for 1 service with 2 destinations")
+
+            members.http_status["rs1"] = 500
+            broken_at = time.monotonic()
+            watcher.wait_for_weight(str(rs1.ipv4), 0, after=broken_at, timeout=10)
+            samples = watcher.scrape()
+            assert value("lvs_agent_health_members", check="HTTP", state="unhealthy") == 1
+            assert value("lvs_agent_health_transitions_total", state="unhealthy") == 1
+            assert value("lvs_agent_health_check_failures_total", check="HTTP") >= FALL
+            assert value("lvs_agent_virtualservice_healthy_members", virtualservice="health/web") == 1
