@@ -103,13 +103,16 @@ async def run_agent(config: AgentConfig) -> None:
         # pyroute2 sets its sockets up on an event loop of its own: not inside ours (see addresses.py)
         kernel = await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(IpvsNetlink, netns=config.netns))
+        sync_problems: list[str] = []
         if config.sync_interface:
             # before the reconcile loop exists: the only user of the netlink socket at this point
             sync = SyncDaemonConfig(config.sync_interface, config.sync_id)
             # the daemons it started are recorded beside the ownership record: only those are restarted
             syncd_record = SyncDaemonRecord(config.record_path.removesuffix(".json") + ".syncd.json")
-            started = NetlinkSyncDaemons(kernel, syncd_record).ensure(sync)
+            syncd = NetlinkSyncDaemons(kernel, syncd_record)
+            started = syncd.ensure(sync)
             logger.info("IPVS sync daemons: started %s", started or "none (already running)")
+            sync_problems += syncd.problems()  # foreign daemons left running: said in the report
         failovers: dict[str, int] = {}
         writer = None
         if config.report and client:
@@ -151,7 +154,8 @@ async def run_agent(config: AgentConfig) -> None:
             metrics.pass_finished(result)
             if writer is not None:
                 writer.update(build_status(result, groups=runner.status(), failovers=failovers,
-                                           member_health=reported.member_health(), stats=reconciler.stats))
+                                           member_health=reported.member_health(), stats=reconciler.stats,
+                                           agent_errors=sync_problems))
 
         reconciler = Reconciler(node_labels=labels, kernel=InstrumentedKernel(kernel, metrics),
                                 record=OwnershipRecord(config.record_path),
