@@ -35,7 +35,13 @@ from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import FailoverRunner
 from lvs_agent.health import HealthEngine, HealthReporter, NetworkProber
 from lvs_agent.health.convert import HealthBinding, ReportedHealth
-from lvs_agent.metrics import AgentMetrics, CountingReportSink, InstrumentedKernel, MetricsServer
+from lvs_agent.metrics import (
+    AgentMetrics,
+    CountingReportSink,
+    InstrumentedKernel,
+    MetricsServer,
+    StatsReader,
+)
 from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
@@ -157,7 +163,14 @@ async def run_agent(config: AgentConfig) -> None:
                                            member_health=reported.member_health(), stats=reconciler.stats,
                                            agent_errors=sync_problems))
 
-        reconciler = Reconciler(node_labels=labels, kernel=InstrumentedKernel(kernel, metrics),
+        # /metrics reads IPVS counters on a socket of its own, when scraped; the reconciler's reads (every
+        # 10 s at most, at the end of a pass) feed the DirectorReport
+        stats_reader = None
+        if server is not None:
+            stats_reader = StatsReader(functools.partial(IpvsNetlink, netns=config.netns), metrics)
+            metrics.sources.before_scrape = stats_reader.refresh
+        reconciler = Reconciler(node_labels=labels,
+                                kernel=InstrumentedKernel(kernel, metrics, stats_time=stats_reader is None),
                                 record=OwnershipRecord(config.record_path),
                                 compile_service=compile_resolved, plan=plan, health=binding.lookup,
                                 on_groups=on_groups, stats_interval=10.0)
@@ -168,7 +181,7 @@ async def run_agent(config: AgentConfig) -> None:
         metrics.sources.roles = lambda: {group: state.role.value for group, state in runner.status().items()}
         metrics.sources.activations = lambda: failovers
         metrics.sources.last_pass = lambda: reconciler.last
-        metrics.sources.ipvs_stats = lambda: reconciler.stats
+        metrics.sources.ipvs_stats = lambda: stats_reader.stats if stats_reader else reconciler.stats
 
         def source_synced() -> str | None:
             synced = getattr(source, "synced", None)  # KubeDesiredStateSource: the first list arrived
@@ -206,6 +219,8 @@ async def run_agent(config: AgentConfig) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
         await engine.stop()
         await asyncio.get_running_loop().run_in_executor(None, kernel.close)
+        if stats_reader is not None:
+            stats_reader.close()
         vips.close()
     finally:
         if client is not None:

@@ -29,17 +29,22 @@ Label cardinality is bounded by ``--metrics-detail``:
 Health is never labelled per member (100,000 members would be 100,000 series): members are counted by
 check kind and state; a VirtualService's healthy members come with ``services``.
 
-IPVS counters are those the reconciler last read (at most every 10 s, at the end of a pass; passes run
-at least every resync interval): ``lvs_agent_ipvs_stats_timestamp_seconds`` says when. The kernel itself
-folds its per-CPU counters into what it reports every 2 s.
+IPVS counters come from a :class:`StatsReader` on a netlink socket and thread of its own, read when
+scraped and at most every ``min_interval`` seconds (5), so that a table of 10,000 services is dumped only
+as often as someone looks, and never by the reconcile thread; without one, the counters the reconciler
+last read for the DirectorReport. ``lvs_agent_ipvs_stats_timestamp_seconds`` says when they were read.
+The kernel itself folds its per-CPU counters into what it reports every 2 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import errno
+import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -53,6 +58,8 @@ from lvs_agent.health.engine import HealthCounts
 from lvs_agent.netlink.kernel import ApplyResult, IpvsError, IpvsKernel, StatsTable
 from lvs_agent.reconcile import PassResult
 from lvs_agent.report import ReportSink
+
+logger = logging.getLogger("lvs_agent.metrics")
 
 Detail = Literal["none", "services", "destinations"]
 DETAILS: tuple[Detail, ...] = ("none", "services", "destinations")
@@ -72,6 +79,7 @@ class MetricSources:
     activations: Callable[[], Mapping[str, int]] | None = None  # VIP group -> times it became active here
     last_pass: Callable[[], PassResult | None] | None = None
     ipvs_stats: Callable[[], StatsTable | None] | None = None
+    before_scrape: Callable[[], Awaitable[None]] | None = None  # e.g. StatsReader.refresh
 
 
 class _Snapshot(NamedTuple):
@@ -164,6 +172,8 @@ class AgentMetrics:
         return bytes(generate_latest(self.registry))
 
     async def scrape(self) -> bytes:
+        if self.sources.before_scrape is not None:
+            await self.sources.before_scrape()
         self.take_snapshot()
         return await asyncio.to_thread(self.render)
 
@@ -359,11 +369,13 @@ def _ipvs_families(result: PassResult, stats: StatsTable | None, detail: Detail)
 
 
 class InstrumentedKernel:
-    """An :class:`~lvs_agent.netlink.kernel.IpvsKernel` that counts ops sent and errors by errno name."""
+    """An :class:`~lvs_agent.netlink.kernel.IpvsKernel` that counts ops sent and errors by errno name.
+    ``stats_time``: its counter reads are the ones exported (no :class:`StatsReader`)."""
 
-    def __init__(self, kernel: IpvsKernel, metrics: AgentMetrics) -> None:
+    def __init__(self, kernel: IpvsKernel, metrics: AgentMetrics, *, stats_time: bool = True) -> None:
         self._kernel = kernel
         self._metrics = metrics
+        self._stats_time = stats_time
 
     def dump(self) -> Table:
         try:
@@ -378,7 +390,8 @@ class InstrumentedKernel:
         except IpvsError as error:
             self._metrics.netlink_errors.labels("dump-stats", errno_name(error.errno)).inc()
             raise
-        self._metrics.stats_time.set(time.time())
+        if self._stats_time:
+            self._metrics.stats_time.set(time.time())
         return stats
 
     def apply(self, ops: Sequence[Op]) -> ApplyResult:
@@ -394,6 +407,64 @@ class InstrumentedKernel:
 
     def close(self) -> None:
         self._kernel.close()
+
+
+class StatsReader:
+    """IPVS counters for scrapes, read on a netlink socket and a thread of its own (``open_kernel`` runs
+    there too: pyroute2 must not set up inside the event loop). A read at most every ``min_interval``
+    seconds; a scrape waits for it at most ``wait`` seconds and otherwise gets the previous table."""
+
+    def __init__(self, open_kernel: Callable[[], IpvsKernel], metrics: AgentMetrics, *,
+                 min_interval: float = 5.0, wait: float = 5.0) -> None:
+        self._open_kernel = open_kernel
+        self._metrics = metrics
+        self.min_interval = min_interval
+        self.wait = wait
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipvs-stats")
+        self._kernel: IpvsKernel | None = None
+        self._read_at: float | None = None
+        self._reading: asyncio.Future[StatsTable | None] | None = None
+        self.stats: StatsTable | None = None
+
+    def _read(self) -> StatsTable | None:
+        if self._kernel is None:
+            self._kernel = self._open_kernel()
+        try:
+            return self._kernel.dump_stats()
+        except IpvsError as error:
+            self._metrics.netlink_errors.labels("dump-stats", errno_name(error.errno)).inc()
+            logger.warning("reading IPVS counters for /metrics failed: %s", error)
+            return None
+
+    async def refresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._reading is None:
+            if self._read_at is not None and loop.time() - self._read_at < self.min_interval:
+                return
+            self._read_at = loop.time()
+            self._reading = loop.run_in_executor(self._worker, self._read)
+        reading = self._reading
+        try:
+            async with asyncio.timeout(self.wait):
+                stats = await asyncio.shield(reading)
+        except TimeoutError:
+            return  # a huge table: this scrape gets the last counters, the read goes on
+        except Exception:
+            logger.exception("reading IPVS counters for /metrics failed")
+            stats = None
+        finally:
+            if reading.done():
+                self._reading = None
+        if stats is not None:
+            self.stats = stats
+            self._metrics.stats_time.set(time.time())
+
+    def close(self) -> None:
+        kernel = self._kernel
+        if kernel is not None:
+            with contextlib.suppress(Exception):
+                self._worker.submit(kernel.close).result(timeout=5)
+        self._worker.shutdown(wait=False)
 
 
 class CountingReportSink:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from lvs_agent.metrics import (
     InstrumentedKernel,
     MetricSources,
     MetricsServer,
+    StatsReader,
 )
 from lvs_agent.netlink import FakeIpvsKernel
 from lvs_agent.netlink.codec import Counters, DestStats
-from lvs_agent.netlink.kernel import ServiceStats, StatsTable
+from lvs_agent.netlink.kernel import IpvsError, ServiceStats, StatsTable
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import Reconciler
 from lvs_api.compiler import compile_resolved
@@ -118,10 +120,11 @@ async def serve() -> AsyncIterator[Callable[..., Any]]:
         await server.close()
 
 
-def reconciler_for(kernel: FakeIpvsKernel, metrics: AgentMetrics, tmp_path: Path) -> Reconciler:
+def reconciler_for(kernel: FakeIpvsKernel, metrics: AgentMetrics, tmp_path: Path,
+                   stats_interval: float | None = 0.0) -> Reconciler:
     return Reconciler(node_labels={}, kernel=InstrumentedKernel(kernel, metrics),
                       record=OwnershipRecord(tmp_path / "owned.json"), compile_service=compile_resolved,
-                      plan=plan, stats_interval=0.0)
+                      plan=plan, stats_interval=stats_interval)
 
 
 async def test_probes_answer_and_readiness_follows_the_condition(serve: Callable[..., Any]) -> None:
@@ -189,8 +192,6 @@ async def test_reconcile_ipvs_counters_and_errno_names(serve: Callable[..., Any]
 
 
 async def test_dump_errors_are_counted_by_errno_name(serve: Callable[..., Any], tmp_path: Path) -> None:
-    from lvs_agent.netlink.kernel import IpvsError
-
     class Unreadable(FakeIpvsKernel):
         def dump(self) -> Any:
             raise IpvsError(errno.ENOENT, "IPVS family missing (ip_vs not loaded)")
@@ -303,3 +304,76 @@ async def test_a_port_in_use_is_an_error(serve: Callable[..., Any]) -> None:
     second = MetricsServer(AgentMetrics(), lambda: None, address=LOOPBACK, port=port)
     with pytest.raises(OSError):  # the agent exits with the reason rather than run without probes
         await second.start()
+
+
+class CountingStatsKernel(ConnectedFakeKernel):
+    """Counts stats dumps; ``gate`` (when set) holds each dump until the test opens it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dumps = 0
+        self.gate: threading.Event | None = None
+        self.fail_with: int | None = None
+
+    def dump_stats(self) -> StatsTable:
+        self.dumps += 1
+        if self.gate is not None:
+            self.gate.wait(30)
+        if self.fail_with is not None:
+            raise IpvsError(self.fail_with, "dump refused")
+        return super().dump_stats()
+
+
+async def test_stats_reader_reads_when_scraped_at_most_every_min_interval(
+    serve: Callable[..., Any], tmp_path: Path
+) -> None:
+    kernel = CountingStatsKernel()
+    metrics = AgentMetrics()
+    reconciler = reconciler_for(kernel, metrics, tmp_path, stats_interval=None)  # reads no counters itself
+    metrics.pass_finished(reconciler.reconcile_once(desired(1)))
+    reader = StatsReader(lambda: kernel, metrics, min_interval=3600.0, wait=5.0)
+    metrics.sources = MetricSources(last_pass=lambda: reconciler.last, ipvs_stats=lambda: reader.stats,
+                                    before_scrape=reader.refresh)
+    port = await serve(metrics)
+    service = {"virtualservice": "shop/web0", "service": "TCP 203.0.113.1:80"}
+    kernel.counters[(vip_key(0), None)] = Counters(conns=5)
+    samples = await scrape(port)
+    assert value(samples, "lvs_agent_ipvs_service_connections_total", **service) == 5
+    assert value(samples, "lvs_agent_ipvs_stats_timestamp_seconds") > 0
+    kernel.counters[(vip_key(0), None)] = Counters(conns=9)
+    samples = await scrape(port)  # within min_interval: no second dump, the same counters
+    assert kernel.dumps == 1
+    assert value(samples, "lvs_agent_ipvs_service_connections_total", **service) == 5
+    reader.min_interval = 0.0
+    samples = await scrape(port)
+    assert kernel.dumps == 2
+    assert value(samples, "lvs_agent_ipvs_service_connections_total", **service) == 9
+
+    kernel.fail_with = errno.EPERM
+    samples = await scrape(port)  # a refused dump: counted, and the last counters stay
+    assert value(samples, "lvs_agent_netlink_errors_total", request="dump-stats", errno="EPERM") == 1
+    assert value(samples, "lvs_agent_ipvs_service_connections_total", **service) == 9
+    reader.close()
+
+
+async def test_a_slow_stats_dump_does_not_hold_the_scrape(serve: Callable[..., Any], tmp_path: Path) -> None:
+    kernel = CountingStatsKernel()
+    metrics = AgentMetrics()
+    reconciler = reconciler_for(kernel, metrics, tmp_path)
+    metrics.pass_finished(reconciler.reconcile_once(desired(1)))
+    reader = StatsReader(lambda: kernel, metrics, min_interval=0.0, wait=0.2)
+    metrics.sources = MetricSources(last_pass=lambda: reconciler.last, ipvs_stats=lambda: reader.stats,
+                                    before_scrape=reader.refresh)
+    port = await serve(metrics)
+    kernel.gate = threading.Event()
+    samples = await scrape(port)  # answered after `wait`, without counters yet
+    assert "lvs_agent_ipvs_connections_total" not in names(samples)
+    kernel.counters[(vip_key(0), None)] = Counters(conns=3)
+    kernel.gate.set()
+    deadline = asyncio.get_running_loop().time() + 20
+    while "lvs_agent_ipvs_connections_total" not in names(samples := await scrape(port)):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    assert value(samples, "lvs_agent_ipvs_connections_total") == 3
+    assert kernel.dumps >= 1
+    reader.close()
