@@ -103,6 +103,13 @@ def sh_block(markdown: Path, index: int = 0) -> list[str]:
     return [line for line in blocks[index].splitlines() if line.strip()]
 
 
+def sh_block_after(text: str, heading: str) -> list[str]:
+    """The lines of the first sh block after a heading."""
+    rest = text[text.index(heading) :]
+    block = rest[rest.index("```sh\n") + len("```sh\n") :]
+    return [line.strip() for line in block[: block.index("```")].splitlines() if line.strip()]
+
+
 def sh_lines(markdown: Path) -> list[str]:
     """Every line of every sh block of a document."""
     blocks = re.findall(r"```sh\n(.*?)```", markdown.read_text(), flags=re.S)
@@ -502,3 +509,74 @@ def test_the_readme_first_virtual_service_is_accepted(tmp_path: Path) -> None:
             "accepted",
         )
         assert (accepted["status"], accepted["reason"]) == ("True", "Accepted"), accepted
+
+
+def test_the_documented_uninstall_order_leaves_nothing(tmp_path: Path) -> None:
+    """docs/install.md "Uninstall" with plain manifests: the services first, while a director still lists
+    one (the controller keeps its finalizer until the director's report drops it, as an agent does once the
+    kernel state is gone), then `kubectl delete -k deploy/`, which removes the CRDs too."""
+    text = (REPO / "docs" / "install.md").read_text()
+    uninstall = sh_block_after(text, "## Uninstall")
+    delete_services = next(line for line in uninstall if line.startswith("kubectl delete virtualservices"))
+    with installed_cluster(tmp_path) as cluster:
+        cluster.run_documented("kubectl create namespace shop")
+        cluster.run_documented("kubectl apply -f deploy/examples/nat-web.yaml")
+        wait_until(
+            lambda: current_condition(cluster, "virtualservices.lvs.io", "web", "shop", "Accepted"), "web"
+        )
+        ensure_director_report(cluster, "lb-1")
+        listed = director_report_status({"shop/web": ServiceReport(programmed=True, reason="Programmed")}, [])
+        cluster.kubectl(
+            "patch", "directorreports.lvs.io", "lb-1", "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": listed}),
+        )  # fmt: skip
+        wait_until(
+            lambda: "lvs.io/cleanup" in (cluster.get("virtualservices.lvs.io", "web", "shop")["metadata"].get(
+                "finalizers") or []),
+            "the controller's finalizer",
+        )  # fmt: skip
+        words = shlex.split(delete_services, comments=True)
+        command = [
+            KUBECTL,
+            f"--kubeconfig={cluster.server.kubeconfig}",
+            f"--cache-dir={cluster.cache}",
+            *words[1:],
+        ]
+        deleting = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        )
+        try:
+            # The controller withdraws the ResolvedService at once; the object waits for the director.
+            wait_until(
+                lambda: (
+                    not cluster.kubectl("get", "resolvedservices.lvs.io", "-A", "-o", "name").stdout.strip()
+                ),
+                "the ResolvedService withdrawn",
+            )
+            assert deleting.poll() is None, "deleted while a director still lists it"
+            assert cluster.get("virtualservices.lvs.io", "web", "shop")["metadata"].get("deletionTimestamp")
+            cluster.kubectl(
+                "patch", "directorreports.lvs.io", "lb-1", "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": {"services": {"shop/web": None}}}),
+            )  # fmt: skip
+            out, err = deleting.communicate(timeout=60)
+        finally:
+            if deleting.poll() is None:
+                deleting.kill()
+                deleting.wait()
+        assert deleting.returncode == 0, err
+        assert "deleted" in out
+        assert cluster.kubectl("get", "virtualservices.lvs.io", "-A", "-o", "name").stdout.strip() == ""
+        # `helm uninstall` is not available here; its plain-manifest equivalent from the same line:
+        plain = uninstall[1][uninstall[1].index("kubectl delete -k deploy/") :].split("(")[0]
+        cluster.run_documented(plain)
+        wait_until(
+            lambda: (
+                not [
+                    name
+                    for name in cluster.kubectl("get", "crd", "-o", "name").stdout.split()
+                    if name.endswith(".lvs.io")
+                ]
+            ),
+            "the CRDs to go",
+        )
