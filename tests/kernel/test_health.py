@@ -32,7 +32,7 @@ import aiohttp
 import pytest
 from lvs_agent.health import HealthEngine, NetworkProber
 from lvs_agent.health.convert import HealthBinding
-from lvs_agent.metrics import AgentMetrics, InstrumentedKernel, MetricSources, MetricsServer
+from lvs_agent.metrics import AgentMetrics, InstrumentedKernel, MetricSources, MetricsServer, StatsReader
 from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import Reconciler, vip_group_of
@@ -183,7 +183,6 @@ class HealthDirector:
         self.director = director
         self.metrics = metrics
         self.metrics_port = 0
-        self._reconcile: Callable[[], None] | None = None
         self.active = active
         self._engine: HealthEngine | None = None
         self.desired = desired
@@ -219,18 +218,23 @@ class HealthDirector:
         with kernel:
             reconciler = Reconciler(
                 node_labels={},
-                kernel=kernel if metrics is None else InstrumentedKernel(kernel, metrics),
+                kernel=kernel if metrics is None else InstrumentedKernel(kernel, metrics, stats_time=False),
                 record=OwnershipRecord(self.record),
                 compile_service=compile_resolved,
                 plan=plan,
                 health=binding.lookup,
-                stats_interval=0.0 if metrics is not None else None,  # counters read after every pass
             )
+            reader: StatsReader | None = None
             if metrics is not None:  # the agent's endpoint, in the director's namespace
+                # counters on a netlink socket of their own, read when scraped, as the agent does
+                reader = StatsReader(
+                    functools.partial(IpvsNetlink, netns=self.director.netns), metrics, min_interval=0.0
+                )
                 metrics.sources = MetricSources(
                     health=engine.counts,
                     last_pass=lambda: reconciler.last,
-                    ipvs_stats=lambda: reconciler.stats,
+                    ipvs_stats=lambda: reader.stats if reader is not None else None,
+                    before_scrape=reader.refresh,
                 )
                 server = MetricsServer(metrics, lambda: None, address="127.0.0.1", port=0)
                 await server.start()
@@ -248,7 +252,6 @@ class HealthDirector:
                 with self.lock:
                     self.weights.append((time.monotonic(), weights))
 
-            self._reconcile = reconcile
             reconcile()
             async with engine:
                 self.ready.set()
@@ -259,6 +262,8 @@ class HealthDirector:
                             reconcile()
         if server is not None:
             await server.close()
+        if reader is not None:
+            reader.close()
         prober.close()
 
     def __enter__(self) -> HealthDirector:
@@ -272,16 +277,6 @@ class HealthDirector:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(timeout=10)
-
-    def reconcile_now(self) -> None:
-        """One pass on the director's loop (re-reads the IPVS counters)."""
-        assert self._loop is not None and self._reconcile is not None
-        reconcile = self._reconcile
-
-        async def run() -> None:
-            reconcile()
-
-        asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """GET /metrics over HTTP from inside the director's namespace, parsed."""
@@ -595,8 +590,7 @@ def test_metrics_count_real_ipvs_traffic_and_member_health(topology: TopologyFac
             # the kernel folds its per-CPU counters into what it reports every 2 s (the rate estimator)
             deadline = time.monotonic() + 10
             while True:
-                watcher.reconcile_now()
-                samples = watcher.scrape()
+                samples = watcher.scrape()  # each scrape reads the counters (min_interval 0)
                 if samples[connections] >= requests or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)

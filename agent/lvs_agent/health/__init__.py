@@ -19,7 +19,7 @@ Wiring in the agent (see :mod:`lvs_agent.health.engine` for the design)::
         # on each failover role change:
         engine.set_active(group, role is Role.ACTIVE)
         # DirectorReport: build_status(..., member_health=reported.member_health())
-        # metrics: engine.stats()
+        # metrics: engine.counts() (lvs_agent.metrics), engine.stats()
 
 Without the API models, subscribe directly::
 

@@ -73,3 +73,29 @@ async def test_counts_follow_checks_transitions_and_membership() -> None:
         counts = engine.counts()
         assert counts.members == {("TCP", "unhealthy"): 1, ("HTTPS", "unknown"): 1}
         assert counts.members == states_by_walk(engine)
+
+
+async def test_activation_delivers_the_groups_own_members_only() -> None:
+    """The index keeps members by service and groups by service: a service whose members sit in two groups
+    (the API allows it) hands over only the activated group's members, and unsubscribing keeps the
+    group index exact."""
+    prober = ScriptedProber()
+    engine = HealthEngine(prober, clock=FakeClock())  # type: ignore[arg-type]  # groups start standby
+    check = CheckSpec(TcpProbe(), timing())
+    async with engine:
+        engine.subscribe("s1", "a", A, 80, check, group="g1")
+        engine.subscribe("s1", "b", B, 80, check, group="g2")
+        engine.subscribe("s2", "a", A, 80, check, group="g1")
+        await until(lambda: all(sub.healthy for sub in engine.subscriptions()))
+        assert engine.changes.take() == []  # standby: nothing reaches the feed
+        engine.set_active("g1", True)
+        assert sorted((c.service, c.member) for c in engine.changes.take()) == [("s1", "a"), ("s2", "a")]
+        engine.unsubscribe("s1", "a")
+        engine.unsubscribe("s2", "a")
+        engine.set_active("g1", False)
+        engine.set_active("g1", True)
+        assert engine.changes.take() == []  # g1 has no members left
+        engine.set_active("g2", True)
+        assert [(c.service, c.member) for c in engine.changes.take()] == [("s1", "b")]
+        assert engine.service_health("s1") == {"b": True}
+        assert engine.stats()["subscriptions"] == 1
