@@ -282,6 +282,13 @@ def record_update(
     write_managers(new, entries)
 
 
+def forget_missing(obj: JsonDict, node: SchemaNode) -> None:
+    """Drop owned fields that `obj` no longer has (e.g. an emptied map the server removed)."""
+    entries = read_managers(obj)
+    _prune_missing(entries, leaf_values(_without_managed(obj), node))
+    write_managers(obj, entries)
+
+
 def _without_managed(obj: JsonDict | None) -> JsonDict:
     if not obj:
         return {}
@@ -443,21 +450,33 @@ def apply(
     return merged
 
 
+def _manager_label(entry: ManagerEntry) -> str:
+    """How the real server names a manager in conflicts (its printManager): appliers by name only,
+    updaters with the apiVersion they wrote with (the time is not part of a manager's identity)."""
+    label = json.dumps(entry.manager)
+    if entry.subresource:
+        label += f" with subresource {json.dumps(entry.subresource)}"
+    if entry.operation == "Update":
+        label += f" using {entry.api_version}"
+    return label
+
+
 def _conflict_error(conflicts: list[tuple[ManagerEntry, Path]]) -> ApiError:
     causes = [
-        FieldCause(
-            "FieldManagerConflict",
-            path_to_string(path),
-            f'conflict with "{entry.manager}"'
-            + (f' with subresource "{entry.subresource}"' if entry.subresource else "")
-            + f" using {entry.api_version}",
-        )
+        FieldCause("FieldManagerConflict", path_to_string(path), f"conflict with {_manager_label(entry)}")
         for entry, path in conflicts
     ]
     count = len(conflicts)
     if count == 1:
         message = f"Apply failed with 1 conflict: {causes[0].message}: {causes[0].field}"
     else:
-        lines = "\n".join(f"{cause.message}: {cause.field}" for cause in causes)
-        message = f"Apply failed with {count} conflicts: {lines}"
+        # Grouped by manager, managers sorted, like structured-merge-diff's Conflicts.Error.
+        by_manager: dict[str, list[str]] = {}
+        for entry, path in conflicts:
+            by_manager.setdefault(_manager_label(entry), []).append(path_to_string(path))
+        lines: list[str] = []
+        for label in sorted(by_manager):
+            lines.append(f"conflicts with {label}:")
+            lines.extend(f"- {field_path}" for field_path in by_manager[label])
+        message = f"Apply failed with {count} conflicts: " + "\n".join(lines)
     return ApiError(409, "Conflict", message, {}, causes)

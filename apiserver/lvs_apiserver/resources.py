@@ -37,6 +37,8 @@ class ResourceType:
     printer_columns: tuple[PrinterColumn, ...] = field(default=(), compare=False, hash=False)
     crd_name: str | None = None
     storage_version: bool = True
+    # Field-selector labels beyond metadata.name/namespace (a CRD version's selectableFields).
+    selectable_fields: tuple[str, ...] = ()
 
     @property
     def group_version(self) -> str:
@@ -229,6 +231,11 @@ def types_from_crd(crd: JsonDict) -> list[ResourceType]:
                 ),
                 crd_name=crd.get("metadata", {}).get("name"),
                 storage_version=bool(version.get("storage", False)),
+                selectable_fields=tuple(
+                    str(selectable.get("jsonPath", "")).lstrip(".")
+                    for selectable in version.get("selectableFields") or []
+                    if isinstance(selectable, dict) and selectable.get("jsonPath")
+                ),
             )
         )
     return result
@@ -285,11 +292,16 @@ class ResourceRegistry:
             versions = result.setdefault(rt.group, [])
             if rt.version not in versions:
                 versions.append(rt.version)
+        builtin_groups = {t.group for t in self._builtin.values()}
         for group, versions in result.items():
             if group in BUILTIN_GROUP_ORDER:
                 continue
             versions.sort(key=_version_priority, reverse=True)
-        return {group: versions for group, versions in result.items() if versions}
+        # CRD groups share one priority on a real server, which breaks ties by group name: the order
+        # decides which group an ambiguous plural (virtualservices: lvs.io or networking.istio.io) means.
+        ordered = [g for g in result if g in builtin_groups or g in BUILTIN_GROUP_ORDER]
+        ordered += sorted(g for g in result if g not in ordered)
+        return {group: result[group] for group in ordered if result[group]}
 
 
 def _version_priority(version: str) -> tuple[int, int, int]:

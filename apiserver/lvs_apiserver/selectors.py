@@ -88,8 +88,69 @@ def _field_check(path: str, negate: bool, value: str) -> Predicate:
     return check
 
 
-def parse_field_selector(text: str) -> Predicate:
-    """`metadata.name=x,spec.nodeName!=y` -> predicate. Missing fields compare as the empty string."""
+# The field labels a real server accepts per kind (besides metadata.name and metadata.namespace), from
+# the kinds' field label conversion functions; any other label is a 400, so code written against this
+# server cannot come to rely on a selector a cluster refuses. Keys are storage keys (group, plural).
+BUILTIN_FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        }
+    ),
+    ("", "events"): frozenset(
+        {
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        }
+    ),
+    ("", "namespaces"): frozenset({"status.phase"}),
+    ("", "nodes"): frozenset({"spec.unschedulable"}),
+    ("", "secrets"): frozenset({"type"}),
+    ("", "services"): frozenset({"spec.clusterIP", "spec.type"}),
+    ("apps", "replicasets"): frozenset({"status.replicas"}),
+}
+_ALWAYS_SELECTABLE = frozenset({"metadata.name", "metadata.namespace"})
+# Labels that name a field by another path in the stored object.
+_FIELD_PATHS = {"source": "source.component"}
+# events.k8s.io/v1 names of the core Event fields (Events are stored as core/v1).
+EVENTS_V1_FIELD_LABELS = {
+    "regarding.kind": "involvedObject.kind",
+    "regarding.namespace": "involvedObject.namespace",
+    "regarding.name": "involvedObject.name",
+    "regarding.uid": "involvedObject.uid",
+    "regarding.apiVersion": "involvedObject.apiVersion",
+    "regarding.resourceVersion": "involvedObject.resourceVersion",
+    "regarding.fieldPath": "involvedObject.fieldPath",
+    "reportingController": "reportingComponent",
+}
+
+
+def parse_field_selector(
+    text: str,
+    selectable: frozenset[str] | None = None,
+    renamed: dict[str, str] | None = None,
+) -> Predicate:
+    """`metadata.name=x,spec.nodeName!=y` -> predicate. Missing fields compare as the empty string.
+
+    `selectable`: the labels allowed besides metadata.name/namespace (None: any); `renamed` maps a
+    served version's label onto the stored object's.
+    """
     checks: list[Callable[[JsonDict], bool]] = []
     for term in (part.strip() for part in text.split(",")):
         if not term:
@@ -98,5 +159,8 @@ def parse_field_selector(text: str) -> Predicate:
         if not match:
             raise bad_request(f"invalid field selector: {term!r}")
         path, op, value = match.group(1), match.group(2), match.group(3)
-        checks.append(_field_check(path, op == "!=", value))
+        path = (renamed or {}).get(path, path)
+        if selectable is not None and path not in selectable and path not in _ALWAYS_SELECTABLE:
+            raise bad_request(f"field label not supported: {match.group(1)}")
+        checks.append(_field_check(_FIELD_PATHS.get(path, path), op == "!=", value))
     return lambda obj: all(check(obj) for check in checks)

@@ -180,6 +180,7 @@ class ObjectService:
             meta["name"] = f"{meta['generateName']}{suffix}"
         name = meta.get("name", "")
         self._validate_name(rt, name)
+        _drop_empty_metadata(meta)
         self._validate_metadata(rt, obj)
         if rt.is_custom and rt.crd_name:
             crd = self.store.get(_CRD_KEY, "", rt.crd_name)
@@ -211,8 +212,10 @@ class ObjectService:
             obj.pop("status", None)  # upstream: create cannot set status when the status subresource is on
         obj = self._prepare_builtin(rt, obj, None)
         obj = self._admit_custom(rt, obj, None, options)
+        # Admission may rebuild metadata (a CRD schema that declares `metadata` makes pruning and
+        # defaulting copy it), so write through the admitted object, never the dict read above.
         if managed_fields:
-            meta["managedFields"] = managed_fields
+            obj["metadata"]["managedFields"] = managed_fields
         elif options.field_manager:
             fieldmanager.record_update(
                 None,
@@ -548,6 +551,8 @@ class ObjectService:
                     f'{rt.qualified} "{old["metadata"]["name"]}" is forbidden: '
                     "no new finalizers can be added if the object is being deleted"
                 )
+        if _drop_empty_metadata(new["metadata"]) and managed_already:
+            fieldmanager.forget_missing(new, self._schema_node(rt))
         self._validate_metadata(rt, new)
         new = self._prepare_builtin(rt, new, old)
         new = self._admit_custom(rt, new, old, options)
@@ -809,6 +814,21 @@ def _same_content(old: JsonDict, new: JsonDict) -> bool:
         return {**obj, "metadata": meta, "_managers": managers}
 
     return strip(old) == strip(new)
+
+
+# ObjectMeta fields serialised with omitempty: a real server never stores or serves them empty, so
+# `kubectl label x k-` leaves no `labels: {}` behind (nor a manager owning it).
+_OMITTED_WHEN_EMPTY = ("labels", "annotations", "finalizers", "ownerReferences", "generateName")
+
+
+def _drop_empty_metadata(meta: JsonDict) -> bool:
+    """Remove empty omitempty fields from metadata; whether any was removed."""
+    dropped = False
+    for name in _OMITTED_WHEN_EMPTY:
+        if name in meta and not meta[name]:
+            del meta[name]
+            dropped = True
+    return dropped
 
 
 def _storage_api_version(rt: ResourceType) -> str:

@@ -18,11 +18,18 @@ from . import discovery, openapi
 from .auth import ADMIN, Authenticator, RbacAuthorizer, RequestAttributes, UserInfo, service_account_user
 from .bootstrap import bootstrap_rbac
 from .controllers import BackgroundControllers
+from .conversion import EVENTS_GROUP
 from .encoding import encode_list, encode_object
 from .errors import ApiError, bad_request
 from .protobuf import decode_object as decode_protobuf
 from .resources import ResourceRegistry, ResourceType
-from .selectors import Predicate, parse_field_selector, parse_label_selector
+from .selectors import (
+    BUILTIN_FIELD_LABELS,
+    EVENTS_V1_FIELD_LABELS,
+    Predicate,
+    parse_field_selector,
+    parse_label_selector,
+)
 from .semantics import ObjectService, WriteOptions
 from .storage import Store
 from .tables import build_table
@@ -423,7 +430,7 @@ class ApiServer:
                     }
                     return self._json(success)
                 return self._json(obj)
-            listed = self.objects.list(rt, target.namespace, self._predicate(query))
+            listed = self.objects.list(rt, target.namespace, self._predicate(rt, query))
             deleted = []
             for item in listed.items:
                 obj, _ = self.objects.delete(
@@ -452,12 +459,18 @@ class ApiServer:
             raise bad_request(f"invalid JSON in request body: {error}") from error
 
     @staticmethod
-    def _predicate(query: Any) -> Predicate | None:
+    def _predicate(rt: ResourceType, query: Any) -> Predicate | None:
         checks: list[Predicate] = []
         if query.get("labelSelector"):
             checks.append(parse_label_selector(query["labelSelector"]))
         if query.get("fieldSelector"):
-            checks.append(parse_field_selector(query["fieldSelector"]))
+            selectable = (
+                frozenset(rt.selectable_fields)
+                if rt.is_custom
+                else BUILTIN_FIELD_LABELS.get(rt.storage_key, frozenset())
+            )
+            renamed = EVENTS_V1_FIELD_LABELS if rt.group == EVENTS_GROUP else None
+            checks.append(parse_field_selector(query["fieldSelector"], selectable, renamed))
         if not checks:
             return None
         return lambda obj: all(check(obj) for check in checks)
@@ -469,7 +482,7 @@ class ApiServer:
         except ValueError as error:
             raise bad_request("limit must be an integer") from error
         result = self.objects.list(
-            rt, target.namespace, self._predicate(query), limit, query.get("continue", "")
+            rt, target.namespace, self._predicate(rt, query), limit, query.get("continue", "")
         )
         if accept.table:
             table = build_table(
@@ -492,7 +505,7 @@ class ApiServer:
     async def _watch(self, request: web.Request, target: Target, accept: Accept) -> web.StreamResponse:
         rt = target.rt
         query = request.query
-        predicate = self._predicate(query)
+        predicate = self._predicate(rt, query)
         if target.name:
             by_name = parse_field_selector(f"metadata.name={target.name}")
             outer = predicate

@@ -95,9 +95,60 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# ---- Events: the real server's own column set (no Name first, no Age) ------------------------------
+# Cells read both the core/v1 and the events.k8s.io/v1 field names: either version may be listed.
+
+
+def _event_field(obj: JsonDict, core: str, events_v1: str) -> Any:
+    value = obj.get(core)
+    return value if value not in (None, "", {}) else obj.get(events_v1)
+
+
 def _involved(obj: JsonDict) -> str:
-    involved = obj.get("involvedObject") or {}
-    return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+    involved = _event_field(obj, "involvedObject", "regarding") or {}
+    kind = str(involved.get("kind", "")).lower()
+    return f"{kind}/{involved['name']}" if involved.get("name") else kind
+
+
+def _event_first_seen(obj: JsonDict) -> str:
+    first = _event_field(obj, "firstTimestamp", "deprecatedFirstTimestamp")
+    return age(first) if first else age(obj.get("eventTime"))
+
+
+def _event_last_seen(obj: JsonDict) -> str:
+    series = obj.get("series") or {}
+    if series.get("lastObservedTime"):
+        return age(series["lastObservedTime"])
+    last = _event_field(obj, "lastTimestamp", "deprecatedLastTimestamp")
+    return age(last) if last else _event_first_seen(obj)
+
+
+def _event_source(obj: JsonDict) -> str:
+    source = _event_field(obj, "source", "deprecatedSource") or {}
+    component = source.get("component") or _event_field(obj, "reportingComponent", "reportingController")
+    instance = source.get("host") or obj.get("reportingInstance")
+    return f"{component or ''}, {instance}" if instance else str(component or "")
+
+
+def _event_count(obj: JsonDict) -> int:
+    series = obj.get("series") or {}
+    if series:
+        return int(series.get("count") or 0)
+    return int(_event_field(obj, "count", "deprecatedCount") or 1)
+
+
+_EVENT_COLUMNS: list[tuple[str, int, CellFunction]] = [
+    ("Last Seen", 0, _event_last_seen),
+    ("Type", 0, lambda o: o.get("type", "")),
+    ("Reason", 0, lambda o: o.get("reason", "")),
+    ("Object", 0, _involved),
+    ("Subobject", 1, lambda o: (_event_field(o, "involvedObject", "regarding") or {}).get("fieldPath", "")),
+    ("Source", 1, _event_source),
+    ("Message", 0, lambda o: str(_event_field(o, "message", "note") or "").strip()),
+    ("First Seen", 1, _event_first_seen),
+    ("Count", 1, _event_count),
+    ("Name", 1, lambda o: o.get("metadata", {}).get("name", "")),
+]
 
 
 def _ports(obj: JsonDict) -> str:
@@ -171,16 +222,6 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, CellFunction]]] = {
         ("Type", "string", _path("type")),
         ("Data", "integer", lambda o: len(o.get("data") or {})),
     ],
-    ("", "events"): [
-        ("Type", "string", _path("type")),
-        ("Reason", "string", _path("reason")),
-        (
-            "Object",
-            "string",
-            _involved,
-        ),
-        ("Message", "string", _path("message")),
-    ],
     ("discovery.k8s.io", "endpointslices"): [
         ("AddressType", "string", _path("addressType")),
         (
@@ -197,9 +238,6 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, CellFunction]]] = {
         ),
     ],
     ("coordination.k8s.io", "leases"): [("Holder", "string", _path("spec", "holderIdentity"))],
-    ("apiextensions.k8s.io", "customresourcedefinitions"): [
-        ("Created At", "string", _path("metadata", "creationTimestamp"))
-    ],
 }
 
 
@@ -242,7 +280,17 @@ def build_table(
 ) -> JsonDict:
     columns: list[JsonDict] = [dict(_NAME_COLUMN)]
     cell_functions: list[CellFunction] = [lambda o: o.get("metadata", {}).get("name", "")]
-    if rt.is_custom:
+    if rt.storage_key == ("", "events"):
+        columns = [
+            {"name": name, "type": "string", "format": "", "description": "", "priority": priority}
+            for name, priority, _ in _EVENT_COLUMNS
+        ]
+        cell_functions = [function for _, _, function in _EVENT_COLUMNS]
+    elif rt.storage_key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        # The real server prints CRDs with its default table: name and creation time, no age.
+        columns.append({**_AGE_COLUMN, "name": "Created At", "type": "date", "description": ""})
+        cell_functions.append(lambda o: o.get("metadata", {}).get("creationTimestamp", ""))
+    elif rt.is_custom:
         printer_columns = list(rt.printer_columns) or [
             PrinterColumn("Age", "date", ".metadata.creationTimestamp")
         ]

@@ -91,7 +91,10 @@ def test_server_side_apply_ownership(kube_api: Any, namespace: str, widgets: Any
     assert conflict.value.status == 409
     status = json.loads(conflict.value.body)
     assert status["reason"] == "Conflict"
-    assert 'conflict with "alice"' in status["message"] and ".spec.size" in status["message"]
+    assert status["message"] == (
+        'Apply failed with 2 conflicts: conflicts with "alice":\n- .spec.size\n'
+        'conflicts with "bob":\n- .spec.size'
+    )
     assert {cause["field"] for cause in status["details"]["causes"]} == {".spec.size"}
 
     # alice drops `label` from her config: it is removed since nobody else owns it
