@@ -80,8 +80,16 @@ class Loop:
         return future.result(timeout)
 
     def close(self) -> None:
+        async def cancel_left_over() -> None:  # directors a failed test left running
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(cancel_left_over())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def free_udp_port() -> int:
