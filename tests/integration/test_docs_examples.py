@@ -582,3 +582,29 @@ def test_the_documented_uninstall_order_leaves_nothing(tmp_path: Path) -> None:
             ),
             "the CRDs to go",
         )
+
+
+def test_the_chart_notes_commands_run(tmp_path: Path) -> None:
+    """The commands `helm install` prints (NOTES.txt) for trying a service, run as printed."""
+    import helm_python as helm
+
+    with helm.Chart.load(REPO / "charts" / "lvs-operator") as chart:
+        rendered = chart.render(
+            {"fullnameOverride": "lvs"}, name="lvs", namespace="lvs-system", is_install=True
+        )
+    notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+    commands = [line.strip() for line in notes.splitlines() if line.strip().startswith("kubectl ")]
+    runnable = [
+        line for line in commands if line.split()[1] not in ("label", "wait") and "rollout" not in line
+    ]
+    assert "kubectl apply -f deploy/examples/nat-web.yaml" in [
+        line.split("#")[0].strip() for line in runnable
+    ]
+    with installed_cluster(tmp_path) as cluster:
+        for line in runnable:
+            cluster.run_documented(line)
+        accepted = wait_until(
+            lambda: current_condition(cluster, "virtualservices.lvs.io", "web", "shop", "Accepted"),
+            "accepted",
+        )
+        assert accepted["status"] == "True"
