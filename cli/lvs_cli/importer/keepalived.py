@@ -88,7 +88,8 @@ class KeepalivedInterpreter:
             if key == "include":
                 self.warn(
                     directive.line,
-                    f"include of {directive.value!r} not followed: convert that file separately",
+                    f"include of {directive.value!r} not followed: name that file on the command line too "
+                    "(the files are imported as one config)",
                 )
             elif key == "virtual_server" and directive.is_block:
                 virtual = self.virtual_server(directive)
@@ -428,7 +429,7 @@ class KeepalivedInterpreter:
                 self.warn(
                     item.line,
                     f"real_server {server.address}: '{key}' dropped (no hooks; member health is "
-                    "reported in the VirtualService status and as events)",
+                    "reported in the VirtualService status and the agent's log)",
                 )
             elif key == "uthreshold":
                 server.upper_threshold = self.values.integer(item, maximum=65535)

@@ -99,7 +99,8 @@ class PiranhaInterpreter:
             if key == "include":
                 self.warn(
                     directive.line,
-                    f"include of {directive.value!r} not followed: convert that file separately",
+                    f"include of {directive.value!r} not followed: name that file on the command line too "
+                    "(the files are imported as one config)",
                 )
             elif key == "service":
                 self.values.arity(directive, 1, 1)
