@@ -9,6 +9,14 @@ the director answers ARP for it on the real-server side like for any local addre
 active role with the VIPs of its group. A VIP that is already present on another interface is a
 conflict: reported, never taken.
 
+Linux answers ARP for any local address, so an IPv4 VIP on ``lvs0`` is answered on the uplink. It answers an
+IPv6 neighbour solicitation only for an address on the receiving interface, so an IPv6 VIP (or NAT
+gateway) also gets a proxy-NDP entry on the interface its neighbours ask on (the one whose connected
+prefix covers it, else the IPv6 uplink): proxy entries for our own addresses are ours, made and removed
+with them. Linux answers for a proxy entry only where ``proxy_ndp`` and ``forwarding`` are on: the agent
+turns ``proxy_ndp`` on for that interface, but leaves ``forwarding`` to the node's owner (it changes how the
+node takes router advertisements) and reports it in ``problems`` with the fix.
+
 After a takeover the new active director announces the VIP on its uplink so that neighbours' caches
 point at it at once: a gratuitous ARP request for IPv4, an unsolicited neighbour advertisement with the
 override flag for IPv6. Both are built here byte by byte and sent on a raw ``AF_PACKET`` socket
@@ -24,6 +32,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from pyroute2 import IPRoute
@@ -37,6 +46,9 @@ _ETH_P_ARP = 0x0806
 _ETH_P_IPV6 = 0x86DD
 _ERRNO_EEXIST = 17
 _ERRNO_EADDRNOTAVAIL = 99
+_ERRNO_ENOENT = 2
+_NTF_PROXY = 0x08  # ndmsg flag: a proxy neighbour entry (the kernel's pneigh table)
+_IPV6_CONF = Path("/proc/sys/net/ipv6/conf")
 
 
 def canonical_vip(vip: str) -> str:
@@ -156,9 +168,19 @@ class _ThreadBoundIPRoute:
 class NetlinkVipAddresses:
     """``VipAddresses`` over rtnetlink (pyroute2), in the current network namespace."""
 
-    def __init__(self, interface: str = DEFAULT_VIP_INTERFACE, uplink: str | None = None) -> None:
+    def __init__(
+        self,
+        interface: str = DEFAULT_VIP_INTERFACE,
+        uplink: str | None = None,
+        *,
+        ipv6_conf: Path = _IPV6_CONF,
+    ) -> None:
         self.interface = interface
         self.uplink = uplink
+        self._ipv6_conf = ipv6_conf
+        # interface -> what keeps proxied IPv6 addresses from being answered there, with the fix (for the
+        # DirectorReport's errors); empty when every proxied address can be answered
+        self.problems: dict[str, str] = {}
         self._ipr = _ThreadBoundIPRoute()
         # uplink -> (MAC, when read): an announcement right after a takeover then costs one send; re-read
         # after MAC_TTL so that a changed MAC (a bond failing over) is picked up
@@ -236,18 +258,101 @@ class NetlinkVipAddresses:
         except NetlinkError as error:
             if error.code != _ERRNO_EEXIST:
                 raise
+        if is_v6:
+            self._add_proxy(vip)
 
     def remove(self, vip: str) -> None:
         vip = canonical_vip(vip)
+        is_v6 = ipaddress.ip_address(vip).version == 6
+        if is_v6:
+            self._remove_proxies(vip)  # first: never answer for an address that is leaving
         index = self._index(self.interface)
         if index is None:
             return
-        prefix = 128 if ipaddress.ip_address(vip).version == 6 else 32
         try:
-            self._ipr.addr("del", index=index, address=vip, prefixlen=prefix)
+            self._ipr.addr("del", index=index, address=vip, prefixlen=128 if is_v6 else 32)
         except NetlinkError as error:
             if error.code != _ERRNO_EADDRNOTAVAIL:
                 raise
+
+    # --- IPv6: proxy NDP ------------------------------------------------------------------------------
+
+    def proxy_interface(self, address: str) -> str | None:
+        """Where neighbours solicit ``address``: the interface whose connected prefix covers it, else the
+        IPv6 uplink (a VIP routed to this director needs no answer; a routed setup has neither)."""
+        return self.interface_towards(address) or self.uplink_for(6)
+
+    def proxied(self, address: str) -> list[str]:
+        """Interfaces holding a proxy-NDP entry for ``address``."""
+        address = canonical_vip(address)
+        names: list[str] = []
+        # the kernel dumps its proxy table only when the request's ndm_flags is NTF_PROXY; pyroute2 puts
+        # `flags` into the request (not into its client-side filter) once an explicit dump_filter is given
+        dump = self._ipr.neigh(
+            "dump", family=socket.AF_INET6, flags=_NTF_PROXY, dump_filter=lambda _message: True
+        )
+        for message in dump:
+            destination = _attr(message, "NDA_DST")
+            if not message["flags"] & _NTF_PROXY or destination is None:
+                continue
+            if canonical_vip(destination) != address:
+                continue
+            links = self._ipr.get_links(int(message["ifindex"]))
+            if links:
+                names.append(str(_attr(links[0], "IFLA_IFNAME")))
+        return sorted(names)
+
+    def _add_proxy(self, address: str) -> None:
+        device = self.proxy_interface(address)
+        if device is None:
+            return
+        index = self._index(device)
+        if index is None:
+            return
+        try:
+            self._ipr.neigh("add", dst=address, ifindex=index, flags=_NTF_PROXY)
+        except NetlinkError as error:
+            if error.code != _ERRNO_EEXIST:
+                raise
+        self._check_ipv6_answers(device)
+
+    def _remove_proxies(self, address: str) -> None:
+        for device in self.proxied(address):
+            index = self._index(device)
+            if index is None:
+                continue
+            try:
+                self._ipr.neigh("del", dst=address, ifindex=index, flags=_NTF_PROXY)
+            except NetlinkError as error:
+                if error.code != _ERRNO_ENOENT:
+                    raise
+
+    def _check_ipv6_answers(self, device: str) -> None:
+        """Turn ``proxy_ndp`` on for ``device``; record what still keeps Linux from answering there."""
+        conf = self._ipv6_conf / device
+        problems: list[str] = []
+        try:
+            if (conf / "proxy_ndp").read_text().strip() == "0":
+                (conf / "proxy_ndp").write_text("1\n")
+        except OSError as error:
+            problems.append(
+                f"net.ipv6.conf.{device}.proxy_ndp cannot be turned on ({error.strerror}): set it to 1 "
+                "on the node (sysctl), or give the agent a writable /proc/sys"
+            )
+        try:
+            forwarding = (conf / "forwarding").read_text().strip()
+        except OSError:
+            forwarding = "unknown"
+        if forwarding != "1":
+            problems.append(
+                f"net.ipv6.conf.{device}.forwarding is {forwarding}: Linux answers neighbour solicitations "
+                f"for the IPv6 VIPs proxied on {device} only when it is 1; set it to 1 on the node (and "
+                f"accept_ra=2 if the node takes its IPv6 default route from router advertisements)"
+            )
+        if problems:
+            self.problems[device] = "; ".join(problems)
+        else:
+            self.problems.pop(device, None)
 
     def _warm_uplink_macs(self) -> None:
         """Keep the uplinks' MACs fresh (the failover runner calls owned() every second), so that the
