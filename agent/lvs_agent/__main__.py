@@ -161,7 +161,7 @@ async def run_agent(config: AgentConfig) -> None:
             if writer is not None:
                 writer.update(build_status(result, groups=runner.status(), failovers=failovers,
                                            member_health=reported.member_health(), stats=reconciler.stats,
-                                           agent_errors=sync_problems))
+                                           agent_errors=sync_problems + sorted(vips.problems.values())))
 
         # /metrics reads IPVS counters on a socket of its own, when scraped; the reconciler's reads (every
         # 10 s at most, at the end of a pass) feed the DirectorReport
