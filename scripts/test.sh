@@ -29,7 +29,9 @@ failed=()
 run() {
   local limit_var="LVS_STAGE_CAP_${stage^^}" code=0
   local limit=${!limit_var:-${cap[$stage]}}
-  timeout --signal=INT --kill-after=60 "$limit" "$@" || code=$?
+  # --foreground: stay in the terminal's process group, so Ctrl-C still reaches the tests; the cap's
+  # SIGINT goes to pytest alone, which stops its servers and guests itself.
+  timeout --foreground --signal=INT --kill-after=60 "$limit" "$@" || code=$?
   if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
     echo "test.sh: stage '$stage' hit its ${limit} s cap in: $*" >&2
   fi
