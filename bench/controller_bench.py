@@ -69,10 +69,20 @@ class Processes:
         self.server: subprocess.Popen[bytes] | None = None
         self.controller: subprocess.Popen[bytes] | None = None
 
-    def start_server(self) -> None:
+    def start_server(self, profile: str | None = None) -> None:
         log = open(self.workdir / "apiserver.log", "wb")  # noqa: SIM115 - lives as long as the process
+        wrapper = ["-m", "cProfile", "-o", profile] if profile else []
         self.server = subprocess.Popen(
-            [PYTHON, "-m", "lvs_apiserver", "--port", "0", "--kubeconfig-out", str(self.kubeconfig)],
+            [
+                PYTHON,
+                *wrapper,
+                "-m",
+                "lvs_apiserver",
+                "--port",
+                "0",
+                "--kubeconfig-out",
+                str(self.kubeconfig),
+            ],
             stdout=subprocess.PIPE,
             stderr=log,
             cwd=REPO,
@@ -422,7 +432,7 @@ async def main_async(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="controller-bench-"))
     processes = Processes(workdir)
     try:
-        processes.start_server()
+        processes.start_server(args.profile_server)
         processes.start_controller(args.profile)
         await wait_metrics(processes)
         async with KubeClient(load_kubeconfig(str(processes.kubeconfig)), max_connections=64) as client:
@@ -471,6 +481,9 @@ def main() -> None:
     )
     parser.add_argument("--changes", type=int, default=20, help="single EndpointSlice changes to time")
     parser.add_argument("--profile", help="run the controller under cProfile, writing stats to this file")
+    parser.add_argument(
+        "--profile-server", help="run the API server under cProfile, writing stats to this file"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

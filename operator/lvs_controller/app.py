@@ -164,8 +164,15 @@ async def _lead(  # noqa: PLR0917
             await task
     await resign()
     kopf_stop.set()
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can drop a cancellation that lands as the awaited
+    # task completes. Timing out cancels kopf_task; then wait for it to finish, as wait_for did.
     with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.wait_for(kopf_task, timeout=10)
+        async with asyncio.timeout(10):
+            await kopf_task
+    if not kopf_task.done():
+        kopf_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await kopf_task
     if lost.is_set():
         logger.error("leadership lost; exiting so that a fresh process campaigns again")
         return 1

@@ -45,8 +45,20 @@ class Controller:
         # folds into a few pool status writes.
         self.pool_queue: WorkQueue[tuple[Kind, ObjectKey]] = WorkQueue()
         self.pool_status_delay = 0.5
+        # VIPPool claimedAddresses counts every ResolvedService: refreshed at most this often in a burst.
+        self.vip_pool_status_delay = 2.0
+        # VirtualService status: a lane of its own, a little after the reconcile that published, so that
+        # ResolvedServices (what agents wait for) are not queued behind status writes, and a status write
+        # folds what changed meanwhile (e.g. the directors' first reports).
+        self.status_queue: WorkQueue[ObjectKey] = WorkQueue()
+        self.status_delay = 0.2
+        self.status_workers = 2
+        # While the reconcile lane has a backlog (a burst), status writes wait for it, up to this long:
+        # on a busy API server every request delays the others, and agents wait for ResolvedServices.
+        self.status_max_defer = 30.0
         self._scheduled: set[Any] = set()
         reconciler.on_written = self.record_write
+        reconciler.on_status_due = self.status_soon
 
     @property
     def client(self) -> KubeClient:
@@ -93,19 +105,25 @@ class Controller:
         if kind is Kind.RESOLVED_SERVICE:
             self._pool_status_soon(self.world.get(Kind.VIRTUAL_SERVICE, source))
             for pool_key, _ in self.world.items(Kind.VIP_POOL):
-                self._later(self.pool_queue.add, (Kind.VIP_POOL, pool_key))
+                self._later(self.pool_queue.add, (Kind.VIP_POOL, pool_key), self.vip_pool_status_delay)
 
-    def _later(self, callback: Any, key: Any) -> None:
-        """Run ``callback(key)`` after the debounce delay, once per key however often it is asked for."""
-        if key in self._scheduled:
+    def status_soon(self, key: ObjectKey) -> None:
+        """Queue ``key`` on the status lane after ``status_delay`` (once however often it is asked for)."""
+        self._later(self.status_queue.add, key, self.status_delay, tag="status")
+
+    def _later(self, callback: Any, key: Any, delay: float | None = None, tag: str = "") -> None:
+        """Run ``callback(key)`` after ``delay`` (default: the pool debounce), once per (tag, key) however
+        often it is asked for meanwhile."""
+        token = (tag, key)
+        if token in self._scheduled:
             return
-        self._scheduled.add(key)
+        self._scheduled.add(token)
 
         def fire() -> None:
-            self._scheduled.discard(key)
+            self._scheduled.discard(token)
             callback(key)
 
-        asyncio.get_running_loop().call_later(self.pool_status_delay, fire)
+        asyncio.get_running_loop().call_later(self.pool_status_delay if delay is None else delay, fire)
 
     def _pool_status_soon(self, vs: Mapping[str, Any] | None) -> None:
         """The pool a VirtualService uses may show new members or users: refresh its status shortly."""
@@ -169,6 +187,17 @@ class Controller:
         if requeue_after is not None:
             asyncio.get_running_loop().call_later(requeue_after, self.queue.add, key)
 
+    async def _process_status(self, key: ObjectKey) -> None:
+        deadline = time.monotonic() + self.status_max_defer
+        while len(self.queue) > self.workers and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        try:
+            await self.reconciler.reconcile_status(key)
+        except Exception as error:
+            metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
+            logger.exception("status write failed", extra={"object": f"VirtualService {key[0]}/{key[1]}"})
+            asyncio.get_running_loop().call_later(2.0, self.status_soon, key)
+
     async def _process_pool(self, item: tuple[Kind, ObjectKey]) -> None:
         kind, key = item
         try:
@@ -186,6 +215,7 @@ class Controller:
         await self.primed.wait()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.queue.run_workers(self.workers, self._process))
+            group.create_task(self.status_queue.run_workers(self.status_workers, self._process_status))
             group.create_task(self.pool_queue.run_workers(2, self._process_pool))
             if self.resync_seconds > 0:
                 group.create_task(self._resync())

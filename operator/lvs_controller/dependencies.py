@@ -58,6 +58,17 @@ def _pool_links(obj: Mapping[str, Any] | None) -> tuple[set[str], bool, bool]:
     return services, selector.get("pods") is not None, selector.get("nodes") is not None
 
 
+def _status_only(previous: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> bool:
+    """Both versions exist and only what validation and resolution do not read (status) differs."""
+    if previous is None or current is None:
+        return False
+    return bool(
+        previous.get("spec") == current.get("spec")
+        and (previous.get("metadata") or {}).get("deletionTimestamp")
+        == (current.get("metadata") or {}).get("deletionTimestamp")
+    )
+
+
 class DependencyIndex:
     def __init__(self) -> None:
         self.by_vip: dict[str, set[ObjectKey]] = defaultdict(set)
@@ -143,6 +154,8 @@ class DependencyIndex:
             return affected
         if kind is Kind.REAL_SERVER_POOL:
             self._relink_pool(key, previous, current)
+            if _status_only(previous, current):
+                return set()  # its status (ours) changed: nothing a VirtualService reads
             return set(self.by_pool.get(key, set()))
         if kind is Kind.SERVICE:
             return self._services_of_pools(self.pools_by_service.get(key, set()))
@@ -160,6 +173,8 @@ class DependencyIndex:
         if kind is Kind.NODE:
             return self._services_of_pools(self.node_pools)
         if kind is Kind.VIP_POOL:
+            if _status_only(previous, current):
+                return set()  # claimedAddresses moved: no VirtualService depends on it
             return set(self.virtual_services)
         if kind is Kind.NAMESPACE:
             return {vs for vs in self.virtual_services if vs[0] == key[1]}

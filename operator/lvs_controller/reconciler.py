@@ -7,7 +7,14 @@ Field ownership (one writer per field):
 - ``ResolvedService`` (whole object): server-side apply, field manager ``lvs-controller``, ownerReference
   to the VirtualService (garbage collection removes it with the VirtualService on a real cluster).
 - ``VirtualService.status``: merge patch through the status subresource, controller only.
-- ``VirtualService.metadata.finalizers``: the ``lvs.io/cleanup`` entry, controller only.
+- ``VirtualService.metadata.finalizers``: the ``lvs.io/cleanup`` entry, controller only, added once a
+  director reports the service (deletion waits only for directors that report it, so before that the
+  finalizer would be added and removed for nothing: one write per VirtualService saved in a burst).
+
+Writes per change: the ResolvedService (what the agents wait for) is published by the reconcile itself;
+the status is written by ``reconcile_status``, which the controller runs on a lane of its own shortly
+after, so a burst publishes every ResolvedService first and a status write folds the changes of its
+debounce window (a publish and the directors' first reports) into one.
 - ``DirectorReport.status``: the agents; the controller only reads them.
 """
 
@@ -49,6 +56,8 @@ VIRTUAL_SERVICE_LABEL = "lvs.io/virtual-service"
 
 # (kind, event type, object as the server returned it, the key reconciled, whether others may be affected)
 WrittenCallback = Callable[[Kind, str, JsonObject, ObjectKey, bool], None]
+# A VirtualService whose status should be brought up to date (by ``reconcile_status``).
+StatusDueCallback = Callable[[ObjectKey], None]
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class Reconciler:
         self.options = options or ReconcilerOptions()
         self.index = DependencyIndex()
         self.on_written: WrittenCallback | None = None
+        # Set by the controller: status writes go to their own lane; without it they are written inline.
+        self.on_status_due: StatusDueCallback | None = None
 
     # ---- pure part -------------------------------------------------------------------------------
 
@@ -232,11 +243,29 @@ class Reconciler:
         # Publish first (it is what agents wait for), then the finalizer: a VirtualService deleted in
         # between has its ResolvedService withdrawn by the next reconcile (and by ownerReference GC).
         await self._publish(key, vs, outcome.resolved)
-        if self.options.finalizer not in (metadata.get("finalizers") or []):
+        if self.options.finalizer not in (metadata.get("finalizers") or []) and self._listed_by(key):
             vs = await self._add_finalizer(key, vs)
+        if self.on_status_due is not None:
+            self.on_status_due(key)
+            return None
         assert outcome.status is not None
         await self._write_status(key, vs, outcome)
         return None
+
+    async def reconcile_status(self, key: ObjectKey) -> None:
+        """Write the status the cache calls for, once what it describes is published.
+
+        When the cache holds an older ResolvedService than the one to publish, the reconcile of ``key``
+        is pending (it publishes, then asks for the status again): writing now would show a state that
+        is not out yet.
+        """
+        vs = self.world.get(Kind.VIRTUAL_SERVICE, key)
+        if vs is None or (vs.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        outcome = self.compute(key, vs)
+        if outcome.resolved is not None and self._needs_publish(key, vs, outcome.resolved):
+            return
+        await self._write_status(key, vs, outcome)
 
     def compute(self, key: ObjectKey, vs: Mapping[str, Any]) -> Outcome:
         evaluation, resolved = self.evaluate(key, vs)
@@ -263,12 +292,9 @@ class Reconciler:
         self._recorded(Kind.VIRTUAL_SERVICE, updated, key, False)
         return updated
 
-    async def _publish(
-        self, key: ObjectKey, vs: Mapping[str, Any], resolved: ResolvedServiceSpec | None
-    ) -> None:
-        if resolved is None:
-            return
-        current = self.world.get(Kind.RESOLVED_SERVICE, key)
+    def _owner_and_labels(
+        self, key: ObjectKey, vs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         metadata = vs.get("metadata") or {}
         owner = {
             "apiVersion": res.VIRTUAL_SERVICE.api_version,
@@ -279,17 +305,30 @@ class Reconciler:
             "blockOwnerDeletion": True,
         }
         labels = {MANAGED_BY_LABEL: self.options.field_manager, VIRTUAL_SERVICE_LABEL: key[1]}
-        if current is not None:
-            current_metadata = current.get("metadata") or {}
-            same_labels = all((current_metadata.get("labels") or {}).get(k) == v for k, v in labels.items())
-            owners = current_metadata.get("ownerReferences") or []
-            same_owner = any(o.get("uid") == owner["uid"] for o in owners)
-            try:
-                same_spec = ResolvedServiceSpec.model_validate(current.get("spec") or {}) == resolved
-            except ValidationError:
-                same_spec = False
-            if same_labels and same_owner and same_spec:
-                return
+        return owner, labels
+
+    def _needs_publish(self, key: ObjectKey, vs: Mapping[str, Any], resolved: ResolvedServiceSpec) -> bool:
+        """Whether the cached ResolvedService differs from ``resolved`` (spec, owner or labels)."""
+        current = self.world.get(Kind.RESOLVED_SERVICE, key)
+        if current is None:
+            return True
+        owner, labels = self._owner_and_labels(key, vs)
+        current_metadata = current.get("metadata") or {}
+        same_labels = all((current_metadata.get("labels") or {}).get(k) == v for k, v in labels.items())
+        owners = current_metadata.get("ownerReferences") or []
+        same_owner = any(o.get("uid") == owner["uid"] for o in owners)
+        try:
+            same_spec = ResolvedServiceSpec.model_validate(current.get("spec") or {}) == resolved
+        except ValidationError:
+            same_spec = False
+        return not (same_labels and same_owner and same_spec)
+
+    async def _publish(
+        self, key: ObjectKey, vs: Mapping[str, Any], resolved: ResolvedServiceSpec | None
+    ) -> None:
+        if resolved is None or not self._needs_publish(key, vs, resolved):
+            return
+        owner, labels = self._owner_and_labels(key, vs)
         body = {
             "apiVersion": res.RESOLVED_SERVICE.api_version,
             "kind": res.RESOLVED_SERVICE.kind,

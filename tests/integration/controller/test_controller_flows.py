@@ -95,7 +95,8 @@ def test_create_update_delete_with_kubectl_apply(
         virtual_service(namespace, "web", vip),
     )
     obj = wait_for(lambda: accepted(cluster, namespace, "web"), what="Accepted=True")
-    assert "lvs.io/cleanup" in obj["metadata"]["finalizers"]
+    # No director reports it: deletion would have nothing to wait for, so no finalizer yet.
+    assert "lvs.io/cleanup" not in (obj["metadata"].get("finalizers") or [])
     rs = wait_for(lambda: resolved(cluster, namespace, "web"), what="ResolvedService")
     assert member_addresses(rs) == ["198.51.100.11", "198.51.100.12"]
     assert rs["spec"]["acceptedGeneration"] == 1
@@ -141,7 +142,7 @@ def test_create_update_delete_with_kubectl_apply(
     assert [p["port"] for p in rs["spec"]["service"]["ports"]] == [80, 443]
     wait_for(lambda: accepted(cluster, namespace, "web"), what="generation 2 accepted")
 
-    # Delete: no director lists it, so the finalizer goes at once, and the ResolvedService with it.
+    # Delete: no director lists it (so no finalizer): it goes at once, and the ResolvedService with it.
     cluster.kubectl("delete", "virtualservices.lvs.io", "web", "-n", namespace, "--wait=false")
     wait_for(lambda: cluster.get("virtualservices.lvs.io", "web", namespace) is None, what="VS gone")
     wait_for(lambda: resolved(cluster, namespace, "web") is None, what="ResolvedService gone")
@@ -453,6 +454,8 @@ def test_director_reports_fold_into_status_and_gate_deletion(
     )
     obj = cluster.get("virtualservices.lvs.io", "web", namespace)
     assert obj is not None
+    # A director reports it now: the finalizer makes deletion wait for that director.
+    assert "lvs.io/cleanup" in obj["metadata"]["finalizers"]
     status = obj["status"]
     assert status["activeDirector"] == node
     assert (status["healthyMembers"], status["totalMembers"]) == (2, 2)
