@@ -438,13 +438,19 @@ async def main_async(args: argparse.Namespace) -> None:
         async with KubeClient(load_kubeconfig(str(processes.kubeconfig)), max_connections=64) as client:
             if args.burst:
                 controller_cpu, server_cpu = cpu_seconds(processes.controller), cpu_seconds(processes.server)
+                writes = counter(processes.metrics(), "lvs_controller_api_writes_total")
                 await burst(client, args.burst)
                 await wait_idle(processes)
                 controller_cpu = cpu_seconds(processes.controller) - controller_cpu
                 server_cpu = cpu_seconds(processes.server) - server_cpu
+                writes = counter(processes.metrics(), "lvs_controller_api_writes_total") - writes
                 print(
                     f"    CPU per VirtualService: controller {ms(controller_cpu / args.burst)}, "
                     f"API server {ms(server_cpu / args.burst)} (2 cores shared with other jobs)"
+                )
+                print(
+                    f"    controller writes per VirtualService until idle: {writes / args.burst:.2f} "
+                    "(pool and VIPPool status included)"
                 )
             if args.services:
                 await scale(client, processes, args.services, args.changes)
