@@ -257,6 +257,20 @@ def desired_status(
     else:
         ready = (True, "Ready", f"active on {active[0]}, {healthy}/{total} members healthy")
     add("Ready", *ready)
+    # kstatus (Flux, Argo CD's gitops-engine, `kubectl wait` scripts built on cli-utils) reads only these two
+    # abnormal-true conditions besides observedGeneration: Stalled = it will not get ready without a spec
+    # change, Reconciling = it is on its way. They restate Accepted and Ready; they never disagree with them.
+    stalled = not evaluation.accepted
+    if stalled:
+        add("Stalled", True, ready[1], conditions[0]["message"])
+    else:
+        add("Stalled", False, "AsExpected", "the spec is accepted")
+    if stalled:
+        add("Reconciling", False, "SpecRejected", "nothing will change until the spec is fixed")
+    elif ready[0]:
+        add("Reconciling", False, "Ready", "nothing in progress")
+    else:
+        add("Reconciling", True, ready[1], ready[2])
 
     degraded: list[tuple[str, str]] = []
     if not evaluation.accepted and target_generation is not None:

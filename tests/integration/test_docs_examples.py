@@ -451,7 +451,7 @@ def test_the_troubleshooting_commands_run(cluster: Cluster) -> None:
     outputs = {line: cluster.run_documented(line).stdout for line in commands}
     conditions = next(out for line, out in outputs.items() if "jsonpath" in line)
     assert {line.split("=")[0] for line in conditions.splitlines()} == {
-        "Accepted", "Conflict", "Programmed", "Ready", "Degraded",
+        "Accepted", "Conflict", "Programmed", "Ready", "Stalled", "Reconciling", "Degraded",
     }  # fmt: skip
 
 

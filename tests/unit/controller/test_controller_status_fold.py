@@ -75,6 +75,8 @@ def test_ready_when_programmed_active_and_healthy() -> None:
         "Conflict": ("False", "NoConflict"),
         "Programmed": ("True", "Programmed"),
         "Ready": ("True", "Ready"),
+        "Stalled": ("False", "AsExpected"),
+        "Reconciling": ("False", "Ready"),
         "Degraded": ("False", "AsExpected"),
     }
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
@@ -209,3 +211,41 @@ def test_without_since_the_freshest_report_names_the_active_director() -> None:
     reports = [active_on("a", "2026-01-01T00:00:05Z"), active_on("b", "2026-01-01T00:00:06.25Z")]
     status = desired_status(evaluation(), fold_reports("shop/web", "203.0.113.10", "g", reports), None)
     assert status["activeDirector"] == "b"
+
+
+def kstatus(status: dict[str, Any], generation: int = 3) -> str:
+    """What cli-utils' kstatus computes for a custom resource (Flux, Argo CD's gitops-engine): it reads
+    observedGeneration and the abnormal-true Reconciling/Stalled conditions only, never Ready."""
+    if status.get("observedGeneration") != generation:
+        return "InProgress"
+    found = {c["type"]: c["status"] for c in status["conditions"]}
+    if found.get("Reconciling") == "True":
+        return "InProgress"
+    if found.get("Stalled") == "True":
+        return "Failed"
+    return "Current"
+
+
+def test_kstatus_follows_ready_rejection_and_progress() -> None:
+    ready_report = report(
+        "n1",
+        {"programmed": True, "acceptedGeneration": 3, "active": True, "healthyMembers": 2, "totalMembers": 2},
+        [{"name": "203.0.113.10", "vips": ["203.0.113.10"], "role": "Active", "failovers": 1}],
+    )
+    ready = desired_status(evaluation(), fold_reports("shop/web", "203.0.113.10", "203.0.113.10",
+                                                      [ready_report]), None)
+    assert conditions(ready)["Ready"][0] == "True"
+    assert kstatus(ready) == "Current"
+
+    pending = desired_status(evaluation(), fold_reports("shop/web", "203.0.113.10", "203.0.113.10", []), None)
+    assert conditions(pending)["Ready"] == ("False", "NotProgrammed")
+    assert conditions(pending)["Reconciling"] == ("True", "NotProgrammed")
+    assert kstatus(pending) == "InProgress"
+
+    problem = Problem("VIPNotInPool", "spec.vip", "192.0.2.1 is not inside any VIPPool", "pick another")
+    rejected = desired_status(evaluation(problems=[problem]), fold_reports(
+        "shop/web", "203.0.113.10", "203.0.113.10", [ready_report]), None)
+    assert conditions(rejected)["Stalled"] == ("True", "SpecRejected")
+    assert "spec.vip" in next(c["message"] for c in rejected["conditions"] if c["type"] == "Stalled")
+    assert conditions(rejected)["Reconciling"][0] == "False"
+    assert kstatus(rejected) == "Failed"
