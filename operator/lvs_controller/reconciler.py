@@ -245,10 +245,13 @@ class Reconciler:
         await self._publish(key, vs, outcome.resolved)
         if self.options.finalizer not in (metadata.get("finalizers") or []) and self._listed_by(key):
             vs = await self._add_finalizer(key, vs)
-        if self.on_status_due is not None:
-            self.on_status_due(key)
-            return None
         assert outcome.status is not None
+        if self.on_status_due is not None:
+            # The status lane recomputes before writing; asking it only when a write is due keeps a
+            # resync of an unchanged cluster at one computation per VirtualService.
+            if status_differs(outcome.status, vs.get("status")):
+                self.on_status_due(key)
+            return None
         await self._write_status(key, vs, outcome)
         return None
 

@@ -69,6 +69,21 @@ def settled(cluster: Cluster, namespace: str, count: int = 3) -> bool:
     )
 
 
+def wait_quiet(process: ControllerProcess, quiet: float = 3.0, timeout: float = 30.0) -> None:
+    """Until the controller's write count has not moved for ``quiet`` seconds (longer than its debounces:
+    status 0.2 s, pool status 0.5 s, VIPPool status 2 s)."""
+    deadline = time.monotonic() + timeout
+    last, since = process.object_writes(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        current = process.object_writes()
+        if current != last:
+            last, since = current, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError(f"the controller kept writing for {timeout}s")
+
+
 def test_reapply_and_restart_cause_no_writes(
     cluster: Cluster, namespace: str, start_controller: Callable[..., ControllerProcess]
 ) -> None:
@@ -77,7 +92,7 @@ def test_reapply_and_restart_cause_no_writes(
     documents = manifests(namespace)
     cluster.apply(*documents)
     wait_for(lambda: settled(cluster, namespace), what="steady state")
-    time.sleep(1.0)
+    wait_quiet(first)  # debounced pool status writes land after the VirtualServices settle
     before = cluster.snapshot([namespace])
     writes_before = first.object_writes()
     assert writes_before > 0  # it did write while converging (finalizers, ResolvedServices, status, events)

@@ -122,6 +122,11 @@ async def test_status_lane_writes_only_what_is_published() -> None:
     assert accepted[0]["status"] == "True"
     await reconciler.reconcile_status(KEY)
     assert client.writes == ["apply ResolvedService", "patch VirtualService/status"]
+    # A reconcile that changes nothing does not even ask the status lane.
+    due.clear()
+    await reconciler.reconcile(KEY)
+    assert due == []
+    assert client.writes == ["apply ResolvedService", "patch VirtualService/status"]
 
 
 async def test_rejected_service_gets_its_status_and_a_warning_event_from_the_status_lane() -> None:
