@@ -17,8 +17,10 @@ _subnets = itertools.count(1)
 
 
 def vip_block() -> str:
-    """A /28 of 203.0.113.0/24 of its own for each test (VIPs are cluster-wide)."""
-    return f"203.0.113.{next(_subnets) * 16}"
+    """A /28 of 203.0.113.0/24 of its own for each test (VIPs are cluster-wide): 15 in all."""
+    index = next(_subnets)
+    assert index < 16, "out of /28 blocks in 203.0.113.0/24: give this module's tests another range"
+    return f"203.0.113.{index * 16}"
 
 
 def vip_pool(name: str, block: str, namespaces: list[str], **spec: Any) -> dict[str, Any]:
