@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cel import CelEvaluator, uses_old_self
+from .cel import CelEvaluator, RuleSubject, uses_old_self
 from .errors import FieldCause
 
 JsonDict = dict[str, Any]
@@ -162,6 +162,11 @@ class Validator:
         old: Any,
         root: bool = False,
     ) -> None:
+        if old is not _MISSING and same_json(value, old):
+            # Validation ratcheting (CRDValidationRatcheting, GA in 1.33): an update keeps values it
+            # does not change even if they no longer validate; only transition rules still run there.
+            self._transition_rules(value, schema, path, causes, old)
+            return
         before = len(causes)
         if value is None:
             if not schema.get("nullable"):
@@ -369,12 +374,53 @@ class Validator:
                     child, child_schema, _join(path, name), causes, old=old_map.get(name, _MISSING)
                 )
 
-    def _rules(self, value: Any, schema: JsonDict, path: str, causes: list[FieldCause], old: Any) -> None:
-        for rule in schema.get("x-kubernetes-validations") or []:
-            has_old = old is not _MISSING
-            if uses_old_self(rule) and not has_old and not rule.get("optionalOldSelf"):
+    def _transition_rules(
+        self, value: Any, schema: JsonDict, path: str, causes: list[FieldCause], old: Any
+    ) -> None:
+        """The rules reading oldSelf in an unchanged subtree (the rest is ratcheted)."""
+        self._rules(value, schema, path, causes, old, transitions_only=True)
+        if isinstance(value, dict) and isinstance(old, dict):
+            properties: JsonDict = schema.get("properties") or {}
+            additional = schema.get("additionalProperties")
+            for name, child in value.items():
+                child_schema = properties.get(name)
+                if child_schema is None and isinstance(additional, dict):
+                    child_schema = additional
+                if child_schema is not None and name in old:
+                    self._transition_rules(child, child_schema, _join(path, name), causes, old[name])
+        elif isinstance(value, list) and isinstance(old, list) and isinstance(schema.get("items"), dict):
+            if schema.get("x-kubernetes-list-type") != "map":
+                return  # only map lists correlate items with their old selves
+            keys = tuple(schema.get("x-kubernetes-list-map-keys") or ())
+            old_by_key = {_map_key(item, keys): item for item in old if isinstance(item, dict)}
+            for index, item in enumerate(value):
+                if isinstance(item, dict) and _map_key(item, keys) in old_by_key:
+                    self._transition_rules(
+                        item, schema["items"], f"{path}[{index}]", causes, old_by_key[_map_key(item, keys)]
+                    )
+
+    def _rules(
+        self,
+        value: Any,
+        schema: JsonDict,
+        path: str,
+        causes: list[FieldCause],
+        old: Any,
+        *,
+        transitions_only: bool = False,
+    ) -> None:
+        rules = schema.get("x-kubernetes-validations")
+        if not rules:
+            return
+        has_old = old is not _MISSING
+        subject = RuleSubject(value, old if has_old else None, has_old)
+        for rule in rules:
+            transition = uses_old_self(rule)
+            if transitions_only and not transition:
+                continue
+            if transition and not has_old and not rule.get("optionalOldSelf"):
                 continue  # transition rules only run on updates that have an old value here
-            outcome = self._cel.evaluate(rule, value, old if has_old else None, has_old)
+            outcome = self._cel.check(rule, subject)
             if outcome.passed:
                 continue
             field_path = path + str(rule.get("fieldPath") or "") if rule.get("fieldPath") else path
@@ -389,6 +435,17 @@ class Validator:
             else:
                 message = f"Invalid value: {_show(_type_name(value))}: {outcome.message}"
             causes.append(FieldCause(reason, field_path, message))
+
+
+def same_json(left: Any, right: Any) -> bool:
+    """Deep equality of JSON values that, unlike ==, tells true from 1 and 1 from 1.0."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(same_json(v, right[k]) for k, v in left.items())
+    if isinstance(left, list):
+        return len(left) == len(right) and all(same_json(a, b) for a, b in zip(left, right, strict=True))
+    return bool(left == right)
 
 
 def _map_key(item: JsonDict, keys: tuple[str, ...]) -> str:

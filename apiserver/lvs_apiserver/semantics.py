@@ -54,6 +54,9 @@ MAX_OBJECT_BYTES = 1_572_864  # etcd's default request size limit (1.5 MiB)
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -649,9 +652,13 @@ class ObjectService:
         subresource: str,
     ) -> tuple[JsonDict, bool]:
         try:
-            applied = yaml.safe_load(raw)
-        except yaml.YAMLError as error:
-            raise bad_request(f"error decoding YAML: {error}") from error
+            # Clients mostly send JSON (valid YAML): the C JSON parser is ~50x faster than PyYAML's.
+            applied = json.loads(raw)
+        except ValueError:
+            try:
+                applied = yaml.load(raw, Loader=_YAML_LOADER)  # a safe loader (C when built)
+            except yaml.YAMLError as error:
+                raise bad_request(f"error decoding YAML: {error}") from error
         if not isinstance(applied, dict):
             raise bad_request("apply configuration must be an object")
         if not options.field_manager:
