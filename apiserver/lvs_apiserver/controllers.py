@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from typing import Any
 
+from .encoding import json_copy
 from .endpoints import reconcile_endpoint_slices
 from .errors import ApiError
 from .resources import ResourceType
@@ -128,7 +128,7 @@ class BackgroundControllers:
             ]
             if "orphan" in finalizers:
                 for rt, dependent in mine:
-                    updated = copy.deepcopy(dependent)
+                    updated = json_copy(dependent)
                     updated["metadata"]["ownerReferences"] = [
                         o
                         for o in dependent["metadata"].get("ownerReferences") or []
@@ -146,7 +146,7 @@ class BackgroundControllers:
                         )
                     continue
                 finalizers.remove("foregroundDeletion")
-            updated_owner = copy.deepcopy(owner)
+            updated_owner = json_copy(owner)
             updated_owner["metadata"]["finalizers"] = finalizers
             self._update_quietly(owner_rt, updated_owner)
 
@@ -164,7 +164,7 @@ class BackgroundControllers:
             return
         crd_type = self.objects.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         assert crd_type is not None
-        released = copy.deepcopy(crd)
+        released = json_copy(crd)
         released["metadata"]["finalizers"] = [
             f for f in crd["metadata"].get("finalizers") or [] if f != CRD_CLEANUP_FINALIZER
         ]

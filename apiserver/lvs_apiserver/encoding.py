@@ -7,11 +7,27 @@ get and watch event that serves it: a watch fan-out encodes each change once, no
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 _CACHE_LIMIT = 20_000
 # id(obj) -> (obj, bytes). Holding obj keeps its id from being reused while the entry lives.
 _cache: dict[int, tuple[Any, bytes]] = {}
+
+
+def json_copy(value: T) -> T:
+    """A deep copy of JSON data (dicts, lists, immutable scalars), several times faster than
+    copy.deepcopy, which pays for memo bookkeeping and arbitrary types."""
+    return cast(T, _copy(value))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def dumps(value: Any) -> bytes:

@@ -8,12 +8,12 @@ keyed list item and ("v", value-json) for an item of a set list.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .encoding import json_copy
 from .errors import ApiError, FieldCause
 from .patching import STRATEGIC_MERGE_KEYS, STRATEGIC_SET_LISTS
 
@@ -319,13 +319,13 @@ def merge_applied(live: Any, applied: Any, node: SchemaNode) -> Any:
                     None,
                 )
                 if index is None:
-                    result_list.append(copy.deepcopy(item))
+                    result_list.append(json_copy(item))
                 else:
                     result_list[index] = merge_applied(result_list[index], item, node.items())
             return result_list
         if kind == "set":
             return list(live) + [item for item in applied if item not in live]
-    return copy.deepcopy(applied)
+    return json_copy(applied)
 
 
 def remove_path(obj: JsonDict, path: Path, node: SchemaNode) -> None:
@@ -413,8 +413,8 @@ def apply(
     applied_values = leaf_values(applied, node)
     live_values = leaf_values(_without_managed(live), node) if live else {}
     identity = (manager, "Apply", subresource)
-    merged = merge_applied(_without_managed(live), applied, node) if live else copy.deepcopy(applied)
-    outcome = normalize(copy.deepcopy(merged)) if normalize else merged
+    merged = merge_applied(_without_managed(live), applied, node) if live else json_copy(applied)
+    outcome = normalize(json_copy(merged)) if normalize else merged
     outcome_values = leaf_values(outcome, node)
     conflicts: list[tuple[ManagerEntry, Path]] = []
     for entry in entries:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import jsonpatch
 
+from .encoding import json_copy
 from .errors import ApiError, bad_request
 
 JsonDict = dict[str, Any]
@@ -38,7 +38,7 @@ STRATEGIC_SET_LISTS = frozenset({"finalizers"})
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -77,9 +77,9 @@ def _item_key(field_name: str, item: Any) -> tuple[Any, ...] | None:
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: json_copy(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
     result = dict(target) if isinstance(target, dict) else {}
@@ -117,7 +117,7 @@ def _merge_list(field_name: str, current: Any, patch: list[Any]) -> list[Any]:
     if not patch or _item_key(field_name, patch[0]) is None:
         if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
             return [item for item in patch if not (isinstance(item, dict) and "$patch" in item)]
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     merged = list(current_list)
     for item in patch:
         key = _item_key(field_name, item)

@@ -6,7 +6,6 @@ the same lines a user would see against a real cluster.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 import re
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cel import CelEvaluator, RuleSubject, uses_old_self
+from .encoding import json_copy
 from .errors import FieldCause
 
 JsonDict = dict[str, Any]
@@ -94,7 +94,7 @@ def apply_defaults(value: Any, schema: JsonDict) -> Any:
         result = dict(value)
         for name, child_schema in properties.items():
             if name not in result and "default" in child_schema:
-                result[name] = copy.deepcopy(child_schema["default"])
+                result[name] = json_copy(child_schema["default"])
             if name in result:
                 result[name] = apply_defaults(result[name], child_schema)
         additional = schema.get("additionalProperties")

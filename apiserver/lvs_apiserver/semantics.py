@@ -4,7 +4,6 @@ subresource, patches, server-side apply, finalizers, dry-run, namespaces and CRD
 from __future__ import annotations
 
 import base64
-import copy
 import datetime
 import json
 import random
@@ -18,7 +17,7 @@ import yaml
 
 from . import fieldmanager
 from .conversion import from_storage, to_storage
-from .encoding import encode_object
+from .encoding import encode_object, json_copy
 from .errors import (
     ApiError,
     FieldCause,
@@ -162,7 +161,7 @@ class ObjectService:
     ) -> JsonDict:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        obj = to_storage(rt.group, copy.deepcopy(body))
+        obj = to_storage(rt.group, json_copy(body))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
@@ -453,7 +452,7 @@ class ObjectService:
             name = obj["metadata"]["name"]
             for custom in [t for t in self.registry.all_types() if t.crd_name == name]:
                 for item in self.store.list(custom.storage_key):
-                    final = copy.deepcopy(item)
+                    final = json_copy(item)
                     final["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
                     self.store.remove(custom.storage_key, final)
                 self.store.close_subscriptions(custom.storage_key)
@@ -490,7 +489,7 @@ class ObjectService:
             raise invalid(rt.kind, rt.group, name, [cause])
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise stale_write(rt.group, rt.plural, name)
-        new = self._merge_identity(rt, old, to_storage(rt.group, copy.deepcopy(body)), subresource)
+        new = self._merge_identity(rt, old, to_storage(rt.group, json_copy(body)), subresource)
         return self._finish_update(
             rt, old, new, options=options, subresource=subresource, operation_manager=operation_manager
         )
@@ -499,7 +498,7 @@ class ObjectService:
         old_meta = old["metadata"]
         if subresource == "status":
             status = new.get("status")
-            result = copy.deepcopy(old)
+            result = json_copy(old)
             if status is None:
                 result.pop("status", None)
             else:
@@ -529,7 +528,7 @@ class ObjectService:
         new["kind"] = rt.kind
         if rt.has_status or rt.storage_key == _NAMESPACE_KEY:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = json_copy(old["status"])
             else:
                 new.pop("status", None)
         return new
@@ -609,7 +608,7 @@ class ObjectService:
         if media in ("application/apply-patch+yaml", "application/apply-patch+cbor"):
             return self._apply(rt, namespace, name, raw=raw, options=options, subresource=subresource)
         old = self._load(rt, namespace, name)
-        current = copy.deepcopy(self.present(rt, old))
+        current = json_copy(self.present(rt, old))
         if media == "application/json-patch+json":
             patched = json_patch(current, parse_json(raw))
         elif media == "application/merge-patch+json":
@@ -701,7 +700,7 @@ class ObjectService:
             return self.create(rt, namespace, merged, creation_options, managed_fields=managed), True
         if requested_rv and str(requested_rv) != old["metadata"]["resourceVersion"]:
             raise stale_write(rt.group, rt.plural, name)
-        live = copy.deepcopy(old)
+        live = json_copy(old)
         if subresource == "status":
             applied_fields = {"status": applied_fields.get("status", {})}
         merged = fieldmanager.apply(
@@ -766,7 +765,7 @@ class ObjectService:
                 "resourceVersion"
             ):
                 raise stale_write(rt.group, rt.plural, name)
-        new = copy.deepcopy(old)
+        new = json_copy(old)
         new_meta = new["metadata"]
         finalizers = list(new_meta.get("finalizers") or [])
         if propagation == "Orphan" and "orphan" not in finalizers and not new_meta.get("deletionTimestamp"):
@@ -801,7 +800,7 @@ class ObjectService:
         ns = self.store.get(_NAMESPACE_KEY, "", name)
         if ns is None or not ns["metadata"].get("deletionTimestamp") or ns["metadata"].get("finalizers"):
             return
-        final = copy.deepcopy(ns)
+        final = json_copy(ns)
         final["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
         final.setdefault("spec", {})["finalizers"] = []
         self.store.remove(_NAMESPACE_KEY, final)
