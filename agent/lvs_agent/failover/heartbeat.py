@@ -5,7 +5,12 @@ One datagram carries the sender's claim for every VIP group it knows: (group, ac
 
     "LVH1" | wall-clock send time, ns (u64) | boot id (8 bytes) | sequence (u64)
     | node name (u8 length + UTF-8) | group count (u16) | per group: name (u16 length + UTF-8),
-      active (u8), term (u64) | HMAC (32 bytes)
+      state (u8: 0 standby, 1 active, 2 leaving), term (u64) | HMAC (32 bytes)
+
+"Leaving" is sent by an active director that is stopping gracefully and has already taken the group's
+VIPs off its interface: its peers take over at once instead of waiting for its silence. An agent from
+before this state reads any non-zero byte as active, i.e. one more active heartbeat and then silence, so
+it takes over after the usual detection time: mixed versions during a rolling update stay correct.
 
 A receiver drops a datagram whose HMAC does not verify, whose send time is further than ``max_skew``
 from its own clock (replays of old captures), or whose sequence is not above the last one seen for the
@@ -37,6 +42,10 @@ class GroupClaim:
     group: str
     active: bool
     term: int
+    leaving: bool = False  # was active in ``term``, VIPs already released: take over now
+
+
+_STANDBY, _ACTIVE, _LEAVING = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,8 @@ def encode(secret: bytes, node: str, boot_id: bytes, *, first_sequence: int, sen
     encoded_claims = []
     for claim in claims:
         name = claim.group.encode()
-        tail = _GROUP_TAIL.pack(int(claim.active), claim.term)
+        state = _LEAVING if claim.leaving else _ACTIVE if claim.active else _STANDBY
+        tail = _GROUP_TAIL.pack(state, claim.term)
         encoded_claims.append(struct.pack("!H", len(name)) + name + tail)
     fixed = _HEADER.size + 1 + len(node_bytes) + 2 + _DIGEST_SIZE
     datagrams: list[bytes] = []
@@ -115,9 +125,10 @@ def decode(secret: bytes, datagram: bytes) -> Heartbeat:
             (name_length,) = struct.unpack_from("!H", body, offset)
             name = body[offset + 2: offset + 2 + name_length].decode()
             offset += 2 + name_length
-            active, term = _GROUP_TAIL.unpack_from(body, offset)
+            state, term = _GROUP_TAIL.unpack_from(body, offset)
             offset += _GROUP_TAIL.size
-            claims.append(GroupClaim(name, bool(active), term))
+            leaving = state == _LEAVING
+            claims.append(GroupClaim(name, bool(state) and not leaving, term, leaving))
     except (struct.error, IndexError, UnicodeDecodeError) as error:
         raise HeartbeatError(f"malformed: {error}") from error
     if offset != len(body):

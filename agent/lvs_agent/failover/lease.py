@@ -9,6 +9,10 @@
 Semantics shared by both: ``acquire`` succeeds only if the Lease still names the holder the caller decided
 to replace, and a change of holder increments ``transitions``: the new holder's *term*,
 the fencing token its heartbeats carry. ``renew`` succeeds only for the current holder.
+``release`` (a graceful stop handing the group over) clears the holder, again only for the current holder,
+and keeps the term: whoever acquires the released Lease next gets the term after it. A released Lease is
+free to acquire whoever the caller expected to replace, so the peer a stopping director hands over to
+takes it in one write whether or not the release landed first.
 
 A change of holder also stamps the acquire time and adds one to the new holder's count of activations
 (``lvs.io/activations`` on the Lease: a JSON object node -> count). The holder re-taking its own Lease
@@ -56,6 +60,8 @@ class LeaseStore(Protocol):
 
     async def renew(self, group: str, node: str) -> LeaseView: ...
 
+    async def release(self, group: str, node: str) -> LeaseView: ...
+
 
 def lease_name(group: str) -> str:
     """A DNS-1123 name for the group's Lease: readable prefix plus a hash so that distinct groups differ."""
@@ -94,8 +100,8 @@ def _activations(raw: object) -> dict[str, int]:
 
 
 def _matches(current: LeaseView, expected: LeaseView | None) -> bool:
-    """The caller decided to replace ``expected.holder`` (dead, or free): still the holder?"""
-    if expected is None:
+    """The caller decided to replace ``expected.holder`` (dead, or free): still the holder, or released?"""
+    if expected is None or current.holder == "":
         return True
     return current.holder == expected.holder
 
@@ -164,6 +170,16 @@ class FileLeaseStore:
             if record is None or current.holder != node:
                 raise LeaseConflictError(current)
             new = dict(record, renewed=time.time())
+            return self._view(new), new
+
+        return self._locked(group, update)
+
+    async def release(self, group: str, node: str) -> LeaseView:
+        def update(record: dict[str, Any] | None) -> tuple[LeaseView, dict[str, Any] | None]:
+            current = self._view(record)
+            if record is None or current.holder != node:
+                raise LeaseConflictError(current)
+            new = dict(record, holder="", renewed=time.time())
             return self._view(new), new
 
         return self._locked(group, update)
@@ -267,4 +283,15 @@ class KubeLeaseStore:
         if lease is None or current.holder != node:
             raise LeaseConflictError(current)
         spec = dict(lease.get("spec") or {}, renewTime=self._now())
+        return await self._write(group, lease, spec)
+
+    async def release(self, group: str, node: str) -> LeaseView:
+        """Clear the holder (``kubectl get lease`` then shows none), as client-go's leader election does on
+        a graceful stop; term, acquire time and activation counts stay for the next holder to build on."""
+        lease = await self._get(group)
+        current = self._view(lease)
+        if lease is None or current.holder != node:
+            raise LeaseConflictError(current)
+        spec = {key: value for key, value in (lease.get("spec") or {}).items() if key != "holderIdentity"}
+        spec["renewTime"] = self._now()
         return await self._write(group, lease, spec)

@@ -23,7 +23,11 @@ The rule against split brain (docs/operations.md, "Failover"):
    (a single director) never steps down for that reason.
 5. With the API server away, no standby can become active. A dead active director is still detected in
    ``dead_after``, and the takeover happens as soon as the API answers.
-6. No preemption: an active director stays active until it dies or sees a higher term (no flapping back
+6. A director that stops gracefully hands its groups over: it releases the Lease (holder cleared, term
+   kept), takes the VIPs off its interface, then heartbeats "leaving" for them. A standby treats a
+   leaving holder as dead at once (it cannot be active again in that term: it released the Lease and
+   its VIPs), so the first in preference order acquires without waiting for ``dead_after``.
+7. No preemption: an active director stays active until it dies or sees a higher term (no flapping back
    when a preferred node returns). A restarted director that the Lease still names takes its VIPs back
    with the same term, since nobody else held them in between.
 """
@@ -82,6 +86,7 @@ class PeerView:
     last_heard: float
     active: bool
     term: int
+    leaving: bool = False  # said it handed the group over (active in ``term`` until then): dead now
 
 
 class ActionKind(enum.Enum):
@@ -128,8 +133,12 @@ class GroupMachine:
 
     # --- inputs -------------------------------------------------------------------------------------
 
-    def heartbeat(self, peer: str, active: bool, term: int, now: float) -> None:
+    def heartbeat(self, peer: str, active: bool, term: int, now: float, leaving: bool = False) -> None:
         if peer == self.node or peer not in self.peers:
+            return
+        if leaving:
+            self.peer_views[peer] = PeerView(now, False, term, leaving=True)
+            self.events.append(f"{peer} is leaving (term {term}): taking over without waiting")
             return
         self.peer_views[peer] = PeerView(now, active, term)
         if active and (self.lease is None or term >= self.lease.transitions) and self.role is Role.STANDBY:
@@ -190,6 +199,16 @@ class GroupMachine:
         self.lease_pending = False
         self.last_lease_failure = now
 
+    def handed_over(self, view: LeaseView, now: float) -> None:
+        """Graceful stop: the Lease was released (``view``), or already names someone else. Standby; the
+        runner has taken the VIPs away and makes no more decisions for this machine."""
+        self.lease_pending = False
+        self._count_activations(view)
+        self._learn_lease(view, now)
+        if self.role is Role.ACTIVE:
+            self.events.append(f"handed over (term {self.term})")
+        self.role = Role.STANDBY
+
     def wants_vips(self) -> bool | None:
         """True: the group's VIPs must be here; False: they must not; None: leave them as they are.
 
@@ -229,7 +248,8 @@ class GroupMachine:
 
     def live_peers(self, now: float) -> dict[str, PeerView]:
         horizon = now - self.timing.dead_after
-        return {peer: view for peer, view in self.peer_views.items() if view.last_heard >= horizon}
+        return {peer: view for peer, view in self.peer_views.items()
+                if view.last_heard >= horizon and not view.leaving}
 
     def next_deadline(self) -> float | None:
         """When an active peer will count as dead if it stays silent: the runner wakes up then, so a
@@ -310,18 +330,23 @@ class GroupMachine:
         return self._try_acquire(now)
 
     def _seen_die(self, lease: LeaseView, now: float) -> bool:
-        """Heard the Lease holder claim active in its current term, then silent for ``dead_after``."""
+        """Heard the Lease holder claim active in its current term, then silent for ``dead_after``; or
+        heard it leave in that term."""
         view = self.peer_views.get(lease.holder)
-        if view is None or not view.active or view.term != lease.transitions:
+        if view is None or view.term != lease.transitions:
             return False
-        return now - view.last_heard >= self.timing.dead_after
+        if view.leaving:
+            return True
+        return view.active and now - view.last_heard >= self.timing.dead_after
 
     def _silent_since(self, now: float) -> float:
         """When the group was last seen with an active director (or our start if never)."""
-        last_active = max(
-            (view.last_heard for view in self.peer_views.values() if view.active), default=self.started_at
-        )
-        return max(last_active + self.timing.dead_after, self.started_at + self.timing.dead_after)
+        dead_after = self.timing.dead_after
+        # an active peer's silence starts dead_after after its last heartbeat; a leaving one's at once
+        silent = max((view.last_heard + (0.0 if view.leaving else dead_after)
+                      for view in self.peer_views.values() if view.active or view.leaving),
+                     default=self.started_at + dead_after)
+        return max(silent, self.started_at + dead_after)
 
     def _try_acquire(self, now: float) -> list[Action]:
         if not self._retry_wait_over(now):

@@ -5,6 +5,12 @@ what to do, starts Lease calls in the background (at most one in flight per grou
 timeout, so a slow API server never delays heartbeats), and makes the VIPs on the agent's interface
 match each machine's intent. A VIP newly taken is announced at once, then again after 100 ms and 1 s
 (a neighbour may drop the first frame).
+
+A graceful stop (SIGTERM) hands over instead of going silent (``hand_over``): for each group this node
+holds and some peer is heard standing by for, the Lease is released first (proof that the API server
+answers, so a peer can take it), then the VIPs leave the interface, then a "leaving" heartbeat tells the
+peers to take over at once. A group nobody can take (no peer heard, the API server away) keeps its VIPs
+and its Lease, as a SIGKILL would leave them: the restarted agent re-takes it in the same term.
 """
 
 from __future__ import annotations
@@ -28,13 +34,16 @@ from lvs_agent.failover.heartbeat import (
     new_boot_id,
 )
 from lvs_agent.failover.lease import LeaseConflictError, LeaseStore, LeaseUnavailableError
-from lvs_agent.failover.machine import Action, ActionKind, FailoverTiming, GroupMachine, Role
+from lvs_agent.failover.machine import Action, ActionKind, FailoverTiming, GroupMachine, LeaseView, Role
 
 logger = logging.getLogger("lvs_agent.failover")
 
 ANNOUNCE_DELAYS = (0.0, 0.1, 1.0)
 DEADLINE_SLACK = 0.001  # wake just after a deadline, so that it has passed
 OWNED_REFRESH = 1.0  # an address dump per heartbeat would cost more than the rest of a tick
+HANDOVER_TIMEOUT = 5.0  # for the Lease releases of a graceful stop; well inside the pod's grace period
+LEAVING_REPEATS = 3  # "leaving" heartbeats, a few ms apart: one lost datagram must not cost the fast path
+LEAVING_SPACING = 0.01
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,11 @@ class FailoverRunner:
         self._role_changed_at: dict[str, datetime.datetime] = {}  # wall clock, for a Lease without times
         self._owned: frozenset[str] | None = None  # VIPs on our interface, re-read every OWNED_REFRESH s
         self._owned_read_at = 0.0
+        self._announcements: dict[str, list[asyncio.TimerHandle]] = {}  # repeats still due, per VIP
+        self._wake = asyncio.Event()  # a peer is leaving: decide now, not at the next tick
+        self._leaving = False  # handing over: no more Lease calls nor VIP changes but the handover's
+        self._silent = False  # handed over: no more heartbeats
+        self.handed_over: list[str] = []  # groups released by hand_over
 
     # --- desired groups -----------------------------------------------------------------------------
 
@@ -152,12 +166,15 @@ class FailoverRunner:
         for claim in beat.claims:
             machine = self.machines.get(claim.group)
             if machine is not None:
-                machine.heartbeat(beat.node, claim.active, claim.term, now)
+                machine.heartbeat(beat.node, claim.active, claim.term, now, leaving=claim.leaving)
+                if claim.leaving:
+                    self._wake.set()
 
-    def _send_heartbeat(self) -> None:
-        if self._transport is None or not self.peers:
+    def _send_heartbeat(self, leaving: frozenset[str] = frozenset()) -> None:
+        if self._transport is None or not self.peers or self._silent:
             return
         claims = [GroupClaim(group, machine.role is Role.ACTIVE, machine.term)
+                  if group not in leaving else GroupClaim(group, False, _held_term(machine), leaving=True)
                   for group, machine in sorted(self.machines.items())]
         datagrams = encode(self._secret, self.node, self._boot_id, first_sequence=self._sequence,
                            sent_ns=self._wall_clock_ns(), claims=claims)
@@ -200,8 +217,21 @@ class FailoverRunner:
     def _announce_later(self, vip: str) -> None:
         self._announce(vip)  # the first one now: every millisecond counts after a takeover
         loop = asyncio.get_running_loop()
-        for delay in ANNOUNCE_DELAYS[1:]:
-            loop.call_later(delay, self._announce, vip)
+        self._cancel_announcements(vip)
+        self._announcements[vip] = [loop.call_later(delay, self._announce, vip)
+                                    for delay in ANNOUNCE_DELAYS[1:]]
+
+    def _cancel_announcements(self, vip: str) -> None:
+        """A VIP that leaves must not be announced afterwards (it would pull its traffic back here)."""
+        for handle in self._announcements.pop(vip, []):
+            handle.cancel()
+
+    def _release_vip(self, vip: str) -> None:
+        self._cancel_announcements(vip)
+        self._vips.remove(vip)
+        if self._owned is not None:
+            self._owned = self._owned - {vip}
+        logger.info("released VIP %s", vip)
 
     def _announce(self, vip: str) -> None:
         try:
@@ -254,9 +284,7 @@ class FailoverRunner:
             logger.info("took VIP %s", vip)
             self._announce_later(vip)
         for vip in sorted(owned - wanted - keep):
-            self._vips.remove(vip)
-            self._owned = self._owned - {vip}
-            logger.info("released VIP %s", vip)
+            self._release_vip(vip)
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -264,6 +292,8 @@ class FailoverRunner:
         """One round: heartbeat out, decisions, Lease calls started, VIPs matched to intent."""
         if heartbeat:
             self._send_heartbeat()
+        if self._leaving:  # hand_over decides alone from now on (heartbeats go on until it is done)
+            return
         now = self._monotonic()
         for machine in list(self.machines.values()):
             for action in machine.decide(now):
@@ -304,10 +334,85 @@ class FailoverRunner:
                         at = deadline + offset + DEADLINE_SLACK
                         if at > loop.time():  # a passed deadline has been acted on (or waits on the API)
                             wake = min(wake, at)
-                await asyncio.sleep(max(0.0, wake - loop.time()))
+                # asyncio.timeout, not wait_for (3.11's wait_for can swallow a cancellation)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, wake - loop.time())):
+                        await self._wake.wait()
+                self._wake.clear()
         finally:
             protocol.close()
+            self._transport = None
+            for vip in list(self._announcements):
+                self._cancel_announcements(vip)
             for task in list(self._tasks):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- graceful stop ------------------------------------------------------------------------------
+
+    async def hand_over(self, timeout: float = HANDOVER_TIMEOUT) -> list[str]:
+        """Hand the groups this node holds to its peers (SIGTERM); returns the groups handed over.
+
+        Call while ``run`` is still running (its heartbeats keep the peers waiting while the Leases are
+        released), then cancel ``run``. Bounded by ``timeout`` (plus the few ms of the final heartbeats).
+        The IPVS table is not touched: the peers hold the same one, and synced connections continue.
+        """
+        self._leaving = True
+        for task in list(self._tasks):  # a renewal in flight must not land after our release
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        now = self._monotonic()
+        candidates: dict[str, GroupMachine] = {}
+        for group, machine in sorted(self.machines.items()):
+            if not machine.holds_group():
+                continue
+            if not machine.live_peers(now):
+                logger.warning("group %s: no peer heard standing by, keeping its VIPs and Lease for the "
+                               "restarted agent", group)
+                continue
+            candidates[group] = machine
+        released: dict[str, LeaseView] = {}
+        if candidates:
+            try:
+                async with asyncio.timeout(timeout):
+                    results = await asyncio.gather(
+                        *(self._release(group) for group in candidates), return_exceptions=True)
+            except TimeoutError:
+                results = [TimeoutError(f"not within {timeout:.1f} s")] * len(candidates)
+            for (group, _machine), result in zip(candidates.items(), results, strict=True):
+                if isinstance(result, LeaseView):
+                    released[group] = result
+                else:
+                    logger.warning("group %s: Lease not released (%s): keeping its VIPs for the restarted "
+                                   "agent; the peers take over when they notice the silence", group, result)
+        groups = self._groups or {}
+        owned = self._vips.owned()
+        for group, view in released.items():
+            for vip in sorted(groups.get(group, frozenset()) & owned):
+                self._release_vip(vip)
+            self.machines[group].handed_over(view, self._monotonic())
+            logger.info("group %s: handed over (Lease holder now %r)", group, view.holder)
+        self.handed_over = sorted(released)
+        for repeat in range(LEAVING_REPEATS):
+            if repeat:
+                await asyncio.sleep(LEAVING_SPACING)
+            self._send_heartbeat(leaving=frozenset(released))
+        self._silent = True
+        return self.handed_over
+
+    async def _release(self, group: str) -> LeaseView:
+        """The group's Lease released; a Lease that already names someone else counts too (not ours)."""
+        try:
+            async with asyncio.timeout(self._lease_timeout):
+                return await self._store.release(group, self.node)
+        except LeaseConflictError as conflict:
+            return conflict.current
+
+
+def _held_term(machine: GroupMachine) -> int:
+    """The term a holder holds the group in (a restarted holder's is the Lease's, not yet its own)."""
+    if machine.role is Role.ACTIVE or machine.lease is None:
+        return machine.term
+    return machine.lease.transitions
