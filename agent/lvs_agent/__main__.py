@@ -45,7 +45,7 @@ from lvs_agent.metrics import (
 from lvs_agent.netlink import IpvsNetlink
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
-from lvs_agent.report import KubeReportSink, ReportWriter, build_status
+from lvs_agent.report import KubeReportSink, MemberTally, ReportWriter, build_status
 from lvs_agent.syncd import NetlinkSyncDaemons, SyncDaemonConfig, SyncDaemonRecord
 
 logger = logging.getLogger("lvs_agent")
@@ -126,9 +126,10 @@ async def run_agent(config: AgentConfig) -> None:
 
         # Health: one engine for every member of every served service. Verdicts drive the kernel only
         # where this director is active for the group (a standby probes, warm, without applying).
-        reported = ReportedHealth()
+        reported = ReportedHealth(on_update=lambda: refresh_report())  # reported changes show at once
+        tally = MemberTally()  # healthy/total members of each service, from the same reports
         engine = HealthEngine(NetworkProber(allow_exec=config.allow_exec, tls_sessions=config.tls_sessions),
-                              reporter=HealthReporter(reported.publish))
+                              reporter=HealthReporter(tally.forwarding(reported.publish)))
         binding = HealthBinding(engine, vip_group_of)
         kick: list[Callable[[], None]] = []  # set once the reconcile loop exists
 
@@ -155,13 +156,19 @@ async def run_agent(config: AgentConfig) -> None:
         def before_pass(selected: dict[str, ResolvedService]) -> None:
             metrics.pass_started()
             binding.sync(selected)
+            tally.sync(selected)
 
         def on_pass(result: PassResult) -> None:
             metrics.pass_finished(result)
-            if writer is not None:
+            refresh_report()
+
+        def refresh_report() -> None:
+            result = reconciler.last
+            if writer is not None and result is not None:
                 writer.update(build_status(result, groups=runner.status(), failovers=failovers,
                                            member_health=reported.member_health(), stats=reconciler.stats,
-                                           agent_errors=sync_problems + sorted(vips.problems.values())))
+                                           agent_errors=sync_problems + sorted(vips.problems.values()),
+                                           member_counts=tally))
 
         # /metrics reads IPVS counters on a socket of its own, when scraped; the reconciler's reads (every
         # 10 s at most, at the end of a pass) feed the DirectorReport

@@ -1,6 +1,14 @@
 """The node's ``DirectorReport``: built from the last reconcile pass, failover state, health and IPVS
 counters, and written through lvs_kube by one writer (this agent), batched and rate-limited.
 
+Member counts (:class:`MemberTally`): ``totalMembers`` is every resolved member of the service and
+``healthyMembers`` the members whose health check has passed (a healthy verdict, as last reported by the
+rate-limited :class:`~lvs_agent.health.report.HealthReporter`). A member whose first verdict is pending,
+or whose check cannot run (an Exec check refused), is not counted healthy, although the kernel sends it
+traffic meanwhile (unknown is healthy for programming): ``readyMembers`` says what the checks have
+confirmed. Services without a check (``healthCheck.type: None``) count every member that the reconcile
+did not take out.
+
 The writer keeps only the latest report; it writes at most once per ``min_interval`` (default 2 s), only
 when the content changed (the timestamp aside), and at least every ``heartbeat_interval`` (60 s) so the
 controller can tell a live agent from a dead one. Failed writes are retried with backoff; the data path
@@ -13,15 +21,18 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import aiohttp
+from lvs_api.compiler import check_target
 from lvs_api.ipvs import ServiceKey
 from lvs_api.models import (
+    CheckType,
     DirectorReportStatus,
     IPVSStats,
     MemberHealth,
+    ResolvedService,
     ServiceReport,
     VIPGroupReport,
     VIPGroupRole,
@@ -33,6 +44,9 @@ from lvs_kube.resources import DIRECTOR_REPORT
 from lvs_agent.failover.lease import lease_name
 from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import GroupStatus
+from lvs_agent.health.convert import member_label
+from lvs_agent.health.report import MemberReport
+from lvs_agent.health.state import Health
 from lvs_agent.netlink.kernel import StatsTable
 from lvs_agent.reconcile import PassResult
 
@@ -41,6 +55,83 @@ logger = logging.getLogger("lvs_agent.report")
 AGENT_VERSION = "0.1.0"
 FIELD_MANAGER = "lvs-agent"  # the one writer of a DirectorReport's status
 MAX_ERRORS = 16
+MAX_MEMBERS_LISTED = 64
+NOT_YET_CHECKED = "NotYetChecked"
+
+
+class MemberCount(NamedTuple):
+    healthy: int  # members whose check passed (a healthy verdict)
+    total: int  # every resolved member of the service
+    unchecked: list[MemberHealth]  # check targets without a verdict (the first 64), for the member list
+
+
+class MemberTally:
+    """Counts each service's members for its ``ServiceReport`` (see the module docstring).
+
+    ``sync(services)`` before each reconcile pass (the ResolvedServices this node serves; a service whose
+    object did not change is not looked at again), and the reported verdicts through :meth:`forwarding`
+    (wrapped around the publisher of the :class:`~lvs_agent.health.report.HealthReporter`), so that the
+    counts change at the reporter's pace: a flapping member does not rewrite the report every second.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, ResolvedService] = {}
+        # per service, the check target of each resolved member (None: the service has no check)
+        self._targets: dict[str, tuple[str, ...] | None] = {}
+        self._verdicts: dict[str, dict[str, tuple[Health, str]]] = {}  # service -> member -> (verdict, why)
+
+    def sync(self, services: Mapping[str, ResolvedService]) -> None:
+        for key in [key for key in self._seen if key not in services]:
+            del self._seen[key]
+            self._targets.pop(key, None)
+        for key, resolved in services.items():
+            if self._seen.get(key) is resolved:
+                continue
+            self._seen[key] = resolved
+            spec = resolved.spec.service
+            if spec.health_check.type is CheckType.NONE:
+                self._targets[key] = None
+                continue
+            members = resolved.spec.members
+            self._targets[key] = tuple(member_label(*check_target(spec, member)) for member in members)
+
+    def record(self, batch: Iterable[MemberReport]) -> None:
+        for report in batch:
+            verdicts = self._verdicts.setdefault(report.service, {})
+            if report.removed:
+                verdicts.pop(report.member, None)
+                if not verdicts:
+                    del self._verdicts[report.service]
+            else:
+                verdicts[report.member] = (report.healthy, report.reason)
+
+    def forwarding(
+        self, publish: Callable[[list[MemberReport]], Awaitable[None]]
+    ) -> Callable[[list[MemberReport]], Awaitable[None]]:
+        """A publisher that records the batch here, then hands it to ``publish``."""
+
+        async def record_and_publish(batch: list[MemberReport]) -> None:
+            self.record(batch)
+            await publish(batch)
+
+        return record_and_publish
+
+    def count(self, key: str) -> MemberCount | None:
+        """The counts of ``key``; ``None`` when it has no check or was not synced (the reconcile's count
+        stands)."""
+        targets = self._targets.get(key)
+        if targets is None:
+            return None
+        verdicts = self._verdicts.get(key, {})
+        healthy = sum(1 for target in targets if verdicts.get(target, (None, ""))[0] is True)
+        unchecked: list[MemberHealth] = []
+        for target in dict.fromkeys(targets):
+            verdict, reason = verdicts.get(target, (None, ""))
+            if verdict is None and len(unchecked) < MAX_MEMBERS_LISTED:  # pending, or a check that cannot run
+                address, _, port = target.rpartition(":")
+                unchecked.append(MemberHealth(address=address.strip("[]"), port=int(port), healthy=True,
+                                              reason=(reason or NOT_YET_CHECKED)[:256]))
+        return MemberCount(healthy, len(targets), unchecked)
 
 
 def _stats_for(keys: frozenset[ServiceKey], stats: StatsTable | None) -> IPVSStats | None:
@@ -65,14 +156,23 @@ def build_status(
     failovers: Mapping[str, int] | None = None,
     now: datetime.datetime | None = None,
     agent_errors: Sequence[str] = (),
+    member_counts: MemberTally | None = None,
 ) -> DirectorReportStatus:
-    """The report. ``agent_errors``: problems found outside the reconcile pass (a foreign sync daemon)."""
+    """The report. ``agent_errors``: problems found outside the reconcile pass (a foreign sync daemon).
+
+    ``member_counts`` gives the honest member counts (see the module docstring); without it (or for a
+    service without a check) the reconcile's counts stand, where a member without a verdict counts healthy.
+    """
     groups = groups or {}
     services: dict[str, ServiceReport] = {}
     for key, outcome in sorted(result.outcomes.items()):
         health = list((member_health or {}).get(key, []))
-        healthy = sum(1 for member in health if member.healthy) if health else outcome.healthy_members
-        total = len(health) if health else outcome.total_members
+        listed = [member for member in health if not member.healthy]
+        healthy, total = outcome.healthy_members, outcome.total_members
+        counted = member_counts.count(key) if member_counts is not None and outcome.programmed else None
+        if counted is not None:
+            healthy, total = counted.healthy, counted.total
+            listed += counted.unchecked
         group = groups.get(outcome.group)
         services[key] = ServiceReport(
             programmed=outcome.programmed,
@@ -82,7 +182,7 @@ def build_status(
             active=group is not None and group.role is Role.ACTIVE,
             healthy_members=healthy,
             total_members=total,
-            members=[member for member in health if not member.healthy][:64],
+            members=listed[:MAX_MEMBERS_LISTED],
             stats=_stats_for(outcome.keys, stats) if outcome.programmed else None,
             errors=[outcome.message[:256]] if outcome.reason == "NetlinkError" else [],
         )

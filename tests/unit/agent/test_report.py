@@ -8,14 +8,15 @@ from pathlib import Path
 from lvs_agent.failover.lease import lease_name
 from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import GroupStatus
+from lvs_agent.health.report import MemberReport
 from lvs_agent.netlink import FakeIpvsKernel
 from lvs_agent.netlink.codec import Counters
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import Reconciler
-from lvs_agent.report import build_status, status_body
+from lvs_agent.report import MemberTally, build_status, status_body
 from lvs_api.compiler import compile_resolved
 from lvs_api.ipvs import Family, Protocol, ServiceKey
-from lvs_api.models import ResolvedService, VIPGroupRole
+from lvs_api.models import MemberHealth, ResolvedService, ServiceReport, VIPGroupRole
 from lvs_api.planner import plan
 
 WEB = ServiceKey(Family.INET, Protocol.TCP, "203.0.113.10", 80)
@@ -103,3 +104,108 @@ def test_agent_errors_join_the_reports_errors(tmp_path: Path) -> None:
                             plan=plan, health=lambda _key, _member: True)
     status = build_status(reconciler.reconcile_once(desired()), agent_errors=["IPVS backup sync daemon ..."])
     assert status.errors == ["IPVS backup sync daemon ..."]
+
+
+def three_members(check: dict[str, object] | None = None) -> dict[str, ResolvedService]:
+    service: dict[str, object] = {"vip": "203.0.113.10", "ports": [{"port": 80}], "poolRef": {"name": "p"}}
+    if check is not None:
+        service["healthCheck"] = check
+    document = {
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"acceptedGeneration": 1, "virtualServiceUid": "u", "service": service,
+                 "members": [{"address": "198.51.100.11"}, {"address": "198.51.100.12"},
+                             {"address": "198.51.100.13"}]},
+    }
+    return {"shop/web": ResolvedService.model_validate(document)}
+
+
+def verdict(
+    member: str, healthy: bool | None, reason: str = "connected", removed: bool = False
+) -> MemberReport:
+    address = member.rpartition(":")[0]
+    return MemberReport("shop/web", member, address, 80, "TCP", healthy, reason, None, 0, True, removed)
+
+
+def service_report(
+    tally: MemberTally, services: dict[str, ResolvedService], tmp_path: Path,
+    member_health: dict[str, list[MemberHealth]] | None = None,
+) -> ServiceReport:
+    reconciler = Reconciler(node_labels={}, kernel=FakeIpvsKernel(),
+                            record=OwnershipRecord(tmp_path / "owned.json"), compile_service=compile_resolved,
+                            plan=plan)
+    result = reconciler.reconcile_once(services)
+    return build_status(result, member_health=member_health, member_counts=tally).services["shop/web"]
+
+
+def counted(tally: MemberTally, services: dict[str, ResolvedService], tmp_path: Path) -> tuple[int, int]:
+    service = service_report(tally, services, tmp_path)
+    return service.healthy_members, service.total_members
+
+
+def test_members_without_a_verdict_count_in_the_total_not_as_healthy(tmp_path: Path) -> None:
+    """A 3-member pool with 2 verdicts in is 2/3, not 2/2; a failed member is listed with its reason and a
+    pending one as NotYetChecked."""
+    services = three_members()
+    tally = MemberTally()
+    tally.sync(services)
+    assert counted(tally, services, tmp_path) == (0, 3)  # nothing checked yet: nothing confirmed
+    tally.record([verdict("198.51.100.11:80", True), verdict("198.51.100.12:80", True)])
+    assert counted(tally, services, tmp_path) == (2, 3)
+    tally.record([verdict("198.51.100.13:80", False, "ECONNREFUSED")])
+    down = MemberHealth(address="198.51.100.13", port=80, healthy=False, reason="ECONNREFUSED")
+    service = service_report(tally, services, tmp_path, {"shop/web": [down]})
+    assert (service.healthy_members, service.total_members) == (2, 3)
+    assert [(m.address, m.healthy, m.reason) for m in service.members] == [
+        ("198.51.100.13", False, "ECONNREFUSED")]
+    tally.record([verdict("198.51.100.13:80", True)])
+    assert counted(tally, services, tmp_path) == (3, 3)
+    tally.record([verdict("198.51.100.12:80", None, removed=True)])  # unsubscribed: its verdict is gone
+    assert counted(tally, services, tmp_path) == (2, 3)
+
+
+def test_pending_and_refused_members_are_listed_with_why(tmp_path: Path) -> None:
+    services = three_members()
+    tally = MemberTally()
+    tally.sync(services)
+    tally.record([verdict("198.51.100.11:80", True), verdict("198.51.100.12:80", None, "exec disabled")])
+    service = service_report(tally, services, tmp_path)
+    assert (service.healthy_members, service.total_members) == (1, 3)
+    assert [(m.address, m.port, m.reason) for m in service.members] == [
+        ("198.51.100.12", 80, "exec disabled"), ("198.51.100.13", 80, "NotYetChecked")]
+
+
+def test_members_sharing_a_check_target_each_count(tmp_path: Path) -> None:
+    """Two members probed at one target (healthCheck.port) share one verdict but are two members."""
+    services = three_members({"type": "TCP", "port": 8080})
+    document = services["shop/web"].model_dump(mode="json", by_alias=True)
+    document["spec"]["members"].append({"address": "198.51.100.11", "port": 81})
+    services = {"shop/web": ResolvedService.model_validate(document)}
+    tally = MemberTally()
+    tally.sync(services)
+    tally.record([verdict("198.51.100.11:8080", True)])
+    assert counted(tally, services, tmp_path) == (2, 4)
+
+
+def test_a_service_without_a_check_keeps_the_reconciles_count(tmp_path: Path) -> None:
+    services = three_members({"type": "None"})
+    tally = MemberTally()
+    tally.sync(services)
+    assert counted(tally, services, tmp_path) == (3, 3)
+    tally.sync({})  # no longer served: forgotten
+    assert tally.count("shop/web") is None
+
+
+async def test_forwarding_records_then_publishes() -> None:
+    services = three_members()
+    tally = MemberTally()
+    tally.sync(services)
+    published: list[list[MemberReport]] = []
+
+    async def publish(batch: list[MemberReport]) -> None:
+        published.append(batch)
+
+    batch = [verdict("198.51.100.11:80", True)]
+    await tally.forwarding(publish)(batch)
+    assert published == [batch]
+    count = tally.count("shop/web")
+    assert count is not None and (count.healthy, count.total) == (1, 3)
