@@ -35,6 +35,7 @@ from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import FailoverRunner
 from lvs_agent.health import HealthEngine, HealthReporter, NetworkProber
 from lvs_agent.health.convert import HealthBinding, ReportedHealth
+from lvs_agent.lifecycle import stop_gracefully
 from lvs_agent.metrics import (
     AgentMetrics,
     CountingReportSink,
@@ -43,6 +44,7 @@ from lvs_agent.metrics import (
     StatsReader,
 )
 from lvs_agent.netlink import IpvsNetlink
+from lvs_agent.nodewatch import NodeLabelWatch
 from lvs_agent.ownership import OwnershipRecord
 from lvs_agent.reconcile import PassResult, ReconcileLoop, Reconciler, vip_group_of
 from lvs_agent.report import KubeReportSink, MemberTally, ReportWriter, build_status
@@ -65,6 +67,21 @@ async def _node_labels(config: AgentConfig, client: KubeClient) -> dict[str, str
             continue
         labels = (node.get("metadata") or {}).get("labels") or {}
         return {str(key): str(value) for key, value in labels.items()}
+
+
+def _follow_node_labels(config: AgentConfig, client: KubeClient, labels: Mapping[str, str],
+                        reconciler: Reconciler, kick: Callable[[], None]) -> NodeLabelWatch:
+    """Relabelling the node re-matches every directorSelector at the next pass (no pod restart)."""
+
+    async def read() -> dict[str, str]:
+        labels = ((await client.get(NODE, config.node)).get("metadata") or {}).get("labels") or {}
+        return {str(key): str(value) for key, value in labels.items()}
+
+    def changed(new: dict[str, str]) -> None:
+        reconciler.node_labels = new  # one reference swap: the reconcile thread sees the old or the new
+        kick()
+
+    return NodeLabelWatch(read, labels, changed)
 
 
 async def run_agent(config: AgentConfig) -> None:
@@ -198,6 +215,7 @@ async def run_agent(config: AgentConfig) -> None:
 
         readiness_checks.append(source_synced)
         readiness_checks.append(lambda: None if loop.passes else "first reconcile pass not finished")
+        readiness_checks.append(runner.leases_unread)  # a rolling update moves on once we can stand by
 
         async def health_changes() -> None:
             while True:
@@ -210,6 +228,9 @@ async def run_agent(config: AgentConfig) -> None:
                                           asyncio.create_task(health_changes(), name="health")]
         if writer is not None:
             tasks.append(asyncio.create_task(writer.run(), name="report"))
+        if config.source == "kube" and client is not None:
+            watch = _follow_node_labels(config, client, labels, reconciler, loop.kick)
+            tasks.append(asyncio.create_task(watch.run(), name="node-labels"))
         logger.info("agent %s running: source=%s lease=%s peers=%s", config.node, config.source, config.lease,
                     [peer.node for peer in config.peers])
         stop = asyncio.Event()
@@ -217,6 +238,8 @@ async def run_agent(config: AgentConfig) -> None:
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
                                      return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():  # SIGTERM / SIGINT: hand the VIP groups over, keep the IPVS table
+            await stop_gracefully(runner, tasks[1], tasks[:1] + tasks[2:])
         for task in tasks:
             task.cancel()
         for task in done:

@@ -119,6 +119,8 @@ class FailoverRunner:
         """The VIP groups this node serves and their addresses (from the reconcile loop). ``gateways``
         names the addresses that are NAT gateways, with the interface to announce them on (None: the
         interface of the route towards them); they move with their group exactly like its VIPs."""
+        if self._leaving:  # handing over: a last pass of the reconcile thread must not change the groups
+            return
         self._gateways = dict(gateways or {})
         now = self._monotonic()
         peer_names = [peer.node for peer in self.peers]
@@ -150,6 +152,17 @@ class FailoverRunner:
                 machine.activations,
             )
         return report
+
+    def leases_unread(self) -> str | None:
+        """Why this node cannot stand by yet (for /readyz), None once every group's Lease has been read: a
+        peer handing a group over (rolling update) needs a standby that knows the group's term."""
+        if self._groups is None:
+            return "VIP groups not known yet"
+        waiting = sorted(group for group, machine in self.machines.items() if machine.lease is None)
+        if waiting:
+            more = f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+            return f"VIP group Lease not read yet: {', '.join(waiting[:3])}{more}"
+        return None
 
     def active_vips(self) -> frozenset[str]:
         """VIPs of the groups this node is active for."""
