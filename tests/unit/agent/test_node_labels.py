@@ -127,8 +127,9 @@ async def test_relabelling_the_node_adds_and_removes_the_services_that_select_it
         config = AgentConfig(node=NODE_NAME)
         labels = await agent_main._node_labels(config, client)
         assert labels == {"zone": "a"}
-        reconciler = Reconciler(node_labels=labels, kernel=kernel, compile_service=compile_resolved, plan=plan,
-                                record=OwnershipRecord(tmp_path / "owned.json"))
+        record = OwnershipRecord(tmp_path / "owned.json")
+        reconciler = Reconciler(node_labels=labels, kernel=kernel, record=record,
+                                compile_service=compile_resolved, plan=plan)
         loop = ReconcileLoop(reconciler, FileDesiredStateSource(str(desired)), resync_interval=3600)
         watch = agent_main._follow_node_labels(config, client, labels, reconciler, loop.kick)
         watch.interval = 0.05
