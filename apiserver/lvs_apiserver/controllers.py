@@ -28,17 +28,24 @@ class BackgroundControllers:
         self.endpoint_slices = endpoint_slices
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Every stored object's uid, kept up to date from the store's events: a write whose owners all
+        # exist gives the garbage collector nothing to do, so it need not scan everything for it.
+        self._uids: set[str] = {obj["metadata"].get("uid", "") for _, obj in objects.store.iter_all()}
         objects.store.add_listener(self._on_event)
 
     def _on_event(self, event: WatchEvent) -> None:
         meta = event.object.get("metadata", {})
+        if event.type == "DELETED":
+            self._uids.discard(meta.get("uid", ""))
+        else:
+            self._uids.add(meta.get("uid", ""))
         watched_by_slices = self.endpoint_slices and event.storage_key in (("", "services"), ("", "pods"))
-        if (
-            event.type == "DELETED"
-            or meta.get("deletionTimestamp")
-            or meta.get("ownerReferences")
-            or watched_by_slices
-        ):
+        orphaned = any(
+            owner.get("uid") not in self._uids
+            for owner in meta.get("ownerReferences") or []
+            if isinstance(owner, dict)
+        )
+        if event.type == "DELETED" or meta.get("deletionTimestamp") or orphaned or watched_by_slices:
             self._wake.set()
 
     def start(self) -> None:

@@ -651,3 +651,23 @@ def test_custom_resources_need_a_resource_version_to_replace(
         api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "r", body)["spec"]["size"]
         == 5
     )
+
+
+def test_dependent_of_an_owner_that_never_existed_is_collected(kube_api: Any, namespace: str) -> None:
+    # The collector wakes for writes naming an unknown owner uid (not for every write with owners).
+    core = kubernetes.client.CoreV1Api(kube_api)
+    owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "real-owner"}})
+    present = {"apiVersion": "v1", "kind": "ConfigMap", "name": "real-owner", "uid": owner.metadata.uid}
+    missing = {"apiVersion": "v1", "kind": "ConfigMap", "name": "ghost", "uid": "00000000-0000-4000-8000-0"}
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "owned", "ownerReferences": [present]}}
+    )
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "stray", "ownerReferences": [missing]}}
+    )
+    wait_until(
+        lambda: (
+            {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+            == {"real-owner", "owned"}
+        )
+    )
