@@ -125,3 +125,23 @@ def test_failover_details_are_as_documented(agent_defaults: dict[str, Any]) -> N
     timing = load_config([]).timing
     assert timing.renew_interval == agent_defaults["lease_duration"] / 5
     assert f"(at most `lease-duration / 5`, {timing.renew_interval:g} s by default)" in OPERATIONS
+
+
+def test_metrics_defaults_are_as_documented(agent_defaults: dict[str, Any]) -> None:
+    """operations.md "Metrics and probes": the flags' defaults, the port the manifests use, the counter
+    read interval and the TLS session cache."""
+    from lvs_agent.metrics import DEFAULT_PORT, StatsReader
+
+    table = table_rows(OPERATIONS, "| flag (environment) | default | chart value |")
+    defaults = {row[0].split(" ")[0].strip("`"): row[1] for row in table}
+    assert defaults["--metrics-port"].startswith(f"`{agent_defaults['metrics_port']}`: off")
+    assert f"use **{DEFAULT_PORT}**" in defaults["--metrics-port"]
+    assert VALUES["agent"]["metrics"]["port"] == DEFAULT_PORT
+    assert defaults["--metrics-address"].startswith(f"`{agent_defaults['metrics_address']}`")
+    assert defaults["--metrics-detail"] == f"`{agent_defaults['metrics_detail']}`"
+    assert VALUES["agent"]["metrics"]["detail"] == agent_defaults["metrics_detail"]
+    assert f"(default `{str(VALUES['agent']['metrics']['podAnnotations']).lower()}`)" in OPERATIONS
+    reader = inspect.signature(StatsReader.__init__).parameters
+    assert reader["min_interval"].default == reader["wait"].default == 5.0
+    assert "at most every 5 s" in OPERATIONS and "longer than 5 s" in OPERATIONS
+    assert f"`LVS_AGENT_TLS_SESSIONS`, default {agent_defaults['tls_sessions']:,})" in OPERATIONS
