@@ -669,5 +669,6 @@ def test_dependent_of_an_owner_that_never_existed_is_collected(kube_api: Any, na
         lambda: (
             {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
             == {"real-owner", "owned"}
-        )
+        ),
+        timeout=30,
     )
