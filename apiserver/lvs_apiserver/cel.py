@@ -146,8 +146,10 @@ def self_fields(*expressions: str) -> tuple[str, ...] | None:
 
 # Outcomes kept per (rule, value): CEL is side-effect free (so are the helper functions above), so a
 # rule's outcome on a value never changes, and cel-python's tree-walking interpreter costs ~0.5 ms a
-# rule. Bounded: cleared when full.
+# rule. Bounded in entries and in key bytes (a rule reading all of a large `self` has large keys):
+# cleared when either is full.
 _OUTCOME_CACHE_LIMIT = 50_000
+_OUTCOME_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class CelEvaluator:
@@ -156,6 +158,7 @@ class CelEvaluator:
         self._programs: dict[str, Any] = {}
         self._outcomes: dict[tuple[str, str, str, str], RuleOutcome] = {}
         self._fields: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        self._cached_bytes = 0
 
     def _program(self, expression: str) -> Any:
         program = self._programs.get(expression)
@@ -190,9 +193,15 @@ class CelEvaluator:
         outcome = self._outcomes.get(cache_key)
         if outcome is None:
             outcome = self._run(rule, expression, subject)
-            if len(self._outcomes) >= _OUTCOME_CACHE_LIMIT:
+            size = len(cache_key[3]) + len(outcome.message)
+            if (
+                len(self._outcomes) >= _OUTCOME_CACHE_LIMIT
+                or self._cached_bytes + size > _OUTCOME_CACHE_BYTES
+            ):
                 self._outcomes.clear()
+                self._cached_bytes = 0
             self._outcomes[cache_key] = outcome
+            self._cached_bytes += size
         return outcome
 
     def _fields_read(self, expression: str, message_expression: str) -> tuple[str, ...] | None:
