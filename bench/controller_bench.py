@@ -95,7 +95,7 @@ class Processes:
             capture_output=True,
         )
 
-    def start_controller(self, profile: str | None = None) -> None:
+    def start_controller(self, profile: str | None = None, workers: int | None = None) -> None:
         log = open(self.workdir / "controller.log", "wb")  # noqa: SIM115
         wrapper = ["-m", "cProfile", "-o", profile] if profile else []
         self.controller = subprocess.Popen(
@@ -111,6 +111,7 @@ class Processes:
                 str(self.metrics_port),
                 "--log-level",
                 "WARNING",
+                *(["--workers", str(workers)] if workers else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -433,14 +434,19 @@ async def main_async(args: argparse.Namespace) -> None:
     processes = Processes(workdir)
     try:
         processes.start_server(args.profile_server)
-        processes.start_controller(args.profile)
+        processes.start_controller(args.profile, args.workers)
         await wait_metrics(processes)
         async with KubeClient(load_kubeconfig(str(processes.kubeconfig)), max_connections=64) as client:
             if args.burst:
                 controller_cpu, server_cpu = cpu_seconds(processes.controller), cpu_seconds(processes.server)
                 writes = counter(processes.metrics(), "lvs_controller_api_writes_total")
+                burst_started = time.perf_counter()
                 await burst(client, args.burst)
-                await wait_idle(processes)
+                await wait_idle(processes, quiet=0.5)
+                idle_after = time.perf_counter() - burst_started - 0.5
+                print(
+                    f"    controller idle (every status written) {idle_after:.1f} s after the burst started"
+                )
                 controller_cpu = cpu_seconds(processes.controller) - controller_cpu
                 server_cpu = cpu_seconds(processes.server) - server_cpu
                 writes = counter(processes.metrics(), "lvs_controller_api_writes_total") - writes
@@ -486,6 +492,7 @@ def main() -> None:
         "--services", type=int, default=10000, help="services for the EndpointSlice test (0: skip)"
     )
     parser.add_argument("--changes", type=int, default=20, help="single EndpointSlice changes to time")
+    parser.add_argument("--workers", type=int, help="the controller's reconcile workers (default: its own)")
     parser.add_argument("--profile", help="run the controller under cProfile, writing stats to this file")
     parser.add_argument(
         "--profile-server", help="run the API server under cProfile, writing stats to this file"

@@ -43,7 +43,9 @@ class Options:
     lease_duration: int = 15
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-    workers: int = 8
+    # Each reconcile waits mostly on one API round trip, so throughput is workers / round-trip time: in a
+    # burst of 1,000 applies 8 workers were the limit (p50 12 s), 32 were not (p50 5 s).
+    workers: int = 32
     metrics_port: int = 8080
     finalizer_timeout: float = 300.0
     resync_seconds: float = 0.0

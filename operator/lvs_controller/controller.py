@@ -34,7 +34,7 @@ RESOURCES: dict[Kind, res.Resource] = {
 
 
 class Controller:
-    def __init__(self, reconciler: Reconciler, *, workers: int = 8, resync_seconds: float = 0.0) -> None:
+    def __init__(self, reconciler: Reconciler, *, workers: int = 32, resync_seconds: float = 0.0) -> None:
         self.world = reconciler.world
         self.reconciler = reconciler
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
@@ -52,7 +52,7 @@ class Controller:
         # folds what changed meanwhile (e.g. the directors' first reports).
         self.status_queue: WorkQueue[ObjectKey] = WorkQueue()
         self.status_delay = 0.2
-        self.status_workers = 2
+        self.status_workers = workers
         # While the reconcile lane has a backlog (a burst), status writes wait for it, up to this long:
         # on a busy API server every request delays the others, and agents wait for ResolvedServices.
         self.status_max_defer = 30.0

@@ -44,6 +44,7 @@ from lvs_controller.validation import (
     check_tenancy,
     find_address_conflict,
     find_conflict,
+    parse_cached,
     parse_spec,
 )
 from lvs_controller.world import JsonObject, Kind, ObjectKey, World
@@ -213,7 +214,7 @@ class Reconciler:
         if obj is None:
             return None
         try:
-            spec = ResolvedServiceSpec.model_validate(obj.get("spec") or {})
+            spec = parse_cached(ResolvedServiceSpec, obj.get("spec") or {})
         except ValidationError:
             return None
         if uid and spec.virtual_service_uid != uid:
@@ -321,7 +322,7 @@ class Reconciler:
         owners = current_metadata.get("ownerReferences") or []
         same_owner = any(o.get("uid") == owner["uid"] for o in owners)
         try:
-            same_spec = ResolvedServiceSpec.model_validate(current.get("spec") or {}) == resolved
+            same_spec = parse_cached(ResolvedServiceSpec, current.get("spec") or {}) == resolved
         except ValidationError:
             same_spec = False
         return not (same_labels and same_owner and same_spec)

@@ -27,9 +27,10 @@ fix, so ``kubectl describe`` tells the user what to change. Checks:
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lvs_api.models import (
     CheckType,
@@ -41,11 +42,12 @@ from lvs_api.models import (
     is_ipv6,
 )
 from lvs_api.validation import FieldError, validate_model
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lvs_controller.world import JsonObject, Kind, ObjectKey, World
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,32 @@ class Problem:
 Claim = tuple[Any, ...]  # ("port", vip, protocol, port), ("mark", family, mark) or ("address", mine, theirs)
 
 
+_PARSED: OrderedDict[tuple[type[Any], int], tuple[Any, Any]] = OrderedDict()
+PARSE_CACHE_SIZE = 4096
+
+
+def parse_cached(model: type[Model], data: Any) -> Model:
+    """``model.model_validate(data)``, remembered for the very same ``data`` object.
+
+    Cached objects are replaced, never changed in place, when a newer version arrives, and the models
+    are frozen, so one parse serves every reconcile that reads this version: a burst of 1,000
+    VirtualServices parsed their shared RealServerPool and VIPPools 1,000 times each, and each
+    ResolvedService 3 times. The entry keeps ``data`` alive, so its id cannot be reused while cached.
+    Raises ValidationError like model_validate (failures are not cached).
+    """
+    key = (model, id(data))
+    entry = _PARSED.get(key)
+    if entry is not None and entry[0] is data:
+        _PARSED.move_to_end(key)
+        parsed: Model = entry[1]
+        return parsed
+    parsed = model.model_validate(data)
+    _PARSED[key] = (data, parsed)
+    while len(_PARSED) > PARSE_CACHE_SIZE:
+        _PARSED.popitem(last=False)
+    return parsed
+
+
 def parse_spec(
     obj: Mapping[str, Any], model: type[Any], prefix: str = "spec"
 ) -> tuple[Any | None, list[Problem]]:
@@ -74,7 +102,7 @@ def parse_spec(
     """
     spec = obj.get("spec") or {}
     try:
-        return model.model_validate(spec), []
+        return parse_cached(model, spec), []
     except ValidationError:
         errors = validate_model(model, spec, prefix)
         if not errors:  # cannot happen if both agree; keep a message anyway
@@ -212,7 +240,7 @@ def programmed_spec(world: World, key: ObjectKey) -> VirtualServiceSpec | None:
     if not isinstance(service, dict):
         return None
     try:
-        return VirtualServiceSpec.model_validate(service)
+        return parse_cached(VirtualServiceSpec, service)
     except ValidationError:
         return None
 
