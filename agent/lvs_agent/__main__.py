@@ -30,6 +30,7 @@ from lvs_kube.resources import NODE
 from lvs_agent.addresses import NetlinkVipAddresses
 from lvs_agent.config import AgentConfig, load_config
 from lvs_agent.desired import DesiredStateSource, FileDesiredStateSource, KubeDesiredStateSource
+from lvs_agent.events import HealthEventWriter, KubeEventSink, engine_member_state
 from lvs_agent.failover.lease import FileLeaseStore, KubeLeaseStore, LeaseStore
 from lvs_agent.failover.machine import Role
 from lvs_agent.failover.runner import FailoverRunner
@@ -143,10 +144,18 @@ async def run_agent(config: AgentConfig) -> None:
 
         # Health: one engine for every member of every served service. Verdicts drive the kernel only
         # where this director is active for the group (a standby probes, warm, without applying).
-        reported = ReportedHealth(on_update=lambda: refresh_report())  # reported changes show at once
+        # reported changes show at once (a lambda: refresh_report is defined further down)
+        reported = ReportedHealth(on_update=lambda: refresh_report())  # noqa: PLW0108
         tally = MemberTally()  # healthy/total members of each service, from the same reports
+        # Events on the VirtualService when a member changes state: aggregated, budgeted, active director only
+        health_events = None
+        if config.report and client:
+            health_events = HealthEventWriter(KubeEventSink(client, config.node))
         engine = HealthEngine(NetworkProber(allow_exec=config.allow_exec, tls_sessions=config.tls_sessions),
-                              reporter=HealthReporter(tally.forwarding(reported.publish)))
+                              reporter=HealthReporter(tally.forwarding(reported.publish)),
+                              event_hook=health_events.offer if health_events is not None else None)
+        if health_events is not None:
+            health_events.member_state = engine_member_state(engine)
         binding = HealthBinding(engine, vip_group_of)
         kick: list[Callable[[], None]] = []  # set once the reconcile loop exists
 
@@ -174,6 +183,8 @@ async def run_agent(config: AgentConfig) -> None:
             metrics.pass_started()
             binding.sync(selected)
             tally.sync(selected)
+            if health_events is not None:
+                health_events.sync(selected)
 
         def on_pass(result: PassResult) -> None:
             metrics.pass_finished(result)
@@ -228,6 +239,8 @@ async def run_agent(config: AgentConfig) -> None:
                                           asyncio.create_task(health_changes(), name="health")]
         if writer is not None:
             tasks.append(asyncio.create_task(writer.run(), name="report"))
+        if health_events is not None:
+            tasks.append(asyncio.create_task(health_events.run(), name="health-events"))
         if config.source == "kube" and client is not None:
             watch = _follow_node_labels(config, client, labels, reconciler, loop.kick)
             tasks.append(asyncio.create_task(watch.run(), name="node-labels"))
