@@ -170,9 +170,32 @@ def flux_health_expressions() -> dict[str, str]:
     return {key: entry[key] for key in ("current", "failed", "inProgress") if key in entry}
 
 
+def kstatus_generic(obj: dict[str, Any]) -> str:
+    """cli-utils' kstatus for a custom resource without health expressions (Flux before 2.5 or without
+    healthCheckExprs, `kubectl`-side tools built on cli-utils): an unobserved generation, then the
+    abnormal-true conditions Reconciling (InProgress) and Stalled (Failed); otherwise Current."""
+    status = obj.get("status") or {}
+    if "observedGeneration" in status and status["observedGeneration"] != obj["metadata"]["generation"]:
+        return "InProgress"
+    found = {entry.get("type"): entry.get("status") for entry in status.get("conditions") or []}
+    if found.get("Reconciling") == "True":
+        return "InProgress"
+    if found.get("Stalled") == "True":
+        return "Failed"
+    return "Current"
+
+
 def flux_health(obj: dict[str, Any]) -> str:
     """What Flux's kustomize-controller concludes from those expressions: the object's top-level fields are
-    the CEL variables; inProgress, then failed, then current; none true means InProgress."""
+    the CEL variables; inProgress, then failed, then current; none true means InProgress. docs/install.md
+    says kstatus alone, from the controller's Reconciling and Stalled conditions, concludes the same: held
+    here on every object the tests judge."""
+    verdict = _flux_expressions_verdict(obj)
+    assert kstatus_generic(obj) == verdict, (obj.get("status"), verdict)
+    return verdict
+
+
+def _flux_expressions_verdict(obj: dict[str, Any]) -> str:
     activation = {key: celpy.json_to_cel(value) for key, value in obj.items()}
     environment = celpy.Environment()
     results = {
