@@ -145,3 +145,20 @@ def test_metrics_defaults_are_as_documented(agent_defaults: dict[str, Any]) -> N
     assert reader["min_interval"].default == reader["wait"].default == 5.0
     assert "at most every 5 s" in OPERATIONS and "longer than 5 s" in OPERATIONS
     assert f"`LVS_AGENT_TLS_SESSIONS`, default {agent_defaults['tls_sessions']:,})" in OPERATIONS
+
+
+def test_handover_and_label_following_are_as_documented() -> None:
+    """The graceful stop's bound and the pod's grace period (operations.md), the Node re-read interval
+    (troubleshooting.md, migration.md)."""
+    from lvs_agent.failover.runner import HANDOVER_TIMEOUT
+    from lvs_agent.nodewatch import DEFAULT_INTERVAL
+
+    daemonset = yaml.safe_load((REPO / "deploy" / "agent" / "daemonset.yaml").read_text())
+    grace = daemonset["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > HANDOVER_TIMEOUT
+    assert f"bounded by {HANDOVER_TIMEOUT:g} s" in OPERATIONS
+    assert f"`terminationGracePeriodSeconds` ({grace} s)" in OPERATIONS
+    assert f"released within those {HANDOVER_TIMEOUT:g} s" in OPERATIONS
+    assert f"re-reads its Node every {DEFAULT_INTERVAL:g} s" in TROUBLESHOOTING
+    migration = (REPO / "docs" / "migration.md").read_text()
+    assert f"re-read their Node every {DEFAULT_INTERVAL:g} s" in migration
