@@ -129,6 +129,29 @@ _SELF_FIELD = re.compile(r"(?<![\w.])self\.([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
 _UNHANDLED_LITERALS = ("'''", '"""', "r'", 'r"', "R'", 'R"', "b'", 'b"')
 
 
+_GUARD = re.compile(r"\s*!\s*has\(\s*self\.([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*\|\|")
+
+
+def guard_field(expression: str) -> str | None:
+    """F when the rule is `!has(self.F) || ...` at its top level: true, without evaluating the rest,
+    whenever self has no F (the usual way to make a rule apply only to a set optional field)."""
+    if any(marker in expression for marker in _UNHANDLED_LITERALS):
+        return None
+    code = _STRING_LITERAL.sub('""', expression)
+    match = _GUARD.match(code)
+    if match is None:
+        return None
+    depth = 0
+    for char in code:  # a ternary at the top level would bind looser than the ||
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "?" and depth == 0:
+            return None
+    return match.group(1)
+
+
 def self_fields(*expressions: str) -> tuple[str, ...] | None:
     """The fields of `self` the expressions read, when they only ever use `self.<field>`; None when
     one uses `self` otherwise (alone, `self.?f`, a method or macro on self): it may read all of it."""
@@ -149,6 +172,7 @@ def self_fields(*expressions: str) -> tuple[str, ...] | None:
 # rule. Bounded in entries and in key bytes (a rule reading all of a large `self` has large keys):
 # cleared when either is full.
 _OUTCOME_CACHE_LIMIT = 50_000
+_PASSED = RuleOutcome(True, "")
 _OUTCOME_CACHE_BYTES = 32 * 1024 * 1024
 
 
@@ -159,6 +183,7 @@ class CelEvaluator:
         self._outcomes: dict[tuple[str, str, str, str], RuleOutcome] = {}
         self._fields: dict[tuple[str, str], tuple[str, ...] | None] = {}
         self._cached_bytes = 0
+        self._guards: dict[str, str | None] = {}
 
     def _program(self, expression: str) -> Any:
         program = self._programs.get(expression)
@@ -181,6 +206,11 @@ class CelEvaluator:
     def check(self, rule: JsonDict, subject: RuleSubject) -> RuleOutcome:
         """The rule's outcome on the subject, from the cache when this rule saw this value before."""
         expression = str(rule.get("rule", ""))
+        if expression not in self._guards:
+            self._guards[expression] = guard_field(expression)
+        guard = self._guards[expression]
+        if guard is not None and isinstance(subject.value, dict) and guard not in subject.value:
+            return _PASSED
         message_expression = str(rule.get("messageExpression") or "")
         reads_old = "oldSelf" in expression or "oldSelf" in message_expression
         fields = self._fields_read(expression, message_expression)

@@ -10,7 +10,7 @@ from typing import Any
 import kubernetes
 import pytest
 from kubernetes.client import ApiException
-from lvs_apiserver.cel import CelEvaluator, self_fields
+from lvs_apiserver.cel import CelEvaluator, guard_field, self_fields
 from lvs_apiserver.testing import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -151,3 +151,31 @@ def test_rule_outcomes_are_cached_only_on_what_the_rule_reads() -> None:
 )
 def test_fields_a_rule_reads(expressions: tuple[str, ...], fields: tuple[str, ...] | None) -> None:
     assert self_fields(*expressions) == fields
+
+
+@pytest.mark.parametrize(
+    ("expression", "field"),
+    [
+        (
+            "!has(self.natGateway) || self.natGateway.address.contains(':') == self.vip.contains(':')",
+            "natGateway",
+        ),
+        ("!has(self.a) || (b ? c : d)", "a"),
+        ("!has(self.a)||'?' == self.b", "a"),
+        ("!has(self.a) || b ? c : d", None),  # the ternary binds looser: not a guard
+        ("!has(self.a) && x || y", None),
+        ("has(self.a) || x", None),
+        ("!has(self.a.b) || x", None),
+    ],
+)
+def test_guard_of_a_rule(expression: str, field: str | None) -> None:
+    assert guard_field(expression) == field
+
+
+def test_guarded_rule_is_skipped_only_while_its_field_is_absent() -> None:
+    cel = CelEvaluator()
+    rule = {"rule": "!has(self.gw) || self.gw.contains(':') == self.vip.contains(':')", "message": "family"}
+    assert cel.evaluate(rule, {"vip": "192.0.2.1"}, None, False).passed
+    assert cel.evaluate(rule, {"vip": "192.0.2.1", "gw": "198.51.100.1"}, None, False).passed
+    failed = cel.evaluate(rule, {"vip": "192.0.2.1", "gw": "2001:db8::1"}, None, False)
+    assert not failed.passed and failed.message == "family"
