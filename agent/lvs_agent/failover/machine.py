@@ -137,8 +137,10 @@ class GroupMachine:
         if peer == self.node or peer not in self.peers:
             return
         if leaving:
+            previous = self.peer_views.get(peer)
+            if previous is None or not previous.leaving:  # it says so a few times: one line is enough
+                self.events.append(f"{peer} is leaving (term {term}): taking over without waiting")
             self.peer_views[peer] = PeerView(now, False, term, leaving=True)
-            self.events.append(f"{peer} is leaving (term {term}): taking over without waiting")
             return
         self.peer_views[peer] = PeerView(now, active, term)
         if active and (self.lease is None or term >= self.lease.transitions) and self.role is Role.STANDBY:

@@ -183,11 +183,13 @@ class FailoverRunner:
                 if claim.leaving:
                     self._wake.set()
 
-    def _send_heartbeat(self, leaving: frozenset[str] = frozenset()) -> None:
+    def _send_heartbeat(self, leaving: Mapping[str, int] | None = None) -> None:
+        """One heartbeat to every peer; ``leaving``: groups handed over, with the term they were held in."""
         if self._transport is None or not self.peers or self._silent:
             return
-        claims = [GroupClaim(group, machine.role is Role.ACTIVE, machine.term)
-                  if group not in leaving else GroupClaim(group, False, _held_term(machine), leaving=True)
+        leaving = leaving or {}
+        claims = [GroupClaim(group, machine.role is Role.ACTIVE, machine.term) if group not in leaving
+                  else GroupClaim(group, False, leaving[group], leaving=True)
                   for group, machine in sorted(self.machines.items())]
         datagrams = encode(self._secret, self.node, self._boot_id, first_sequence=self._sequence,
                            sent_ns=self._wall_clock_ns(), claims=claims)
@@ -402,6 +404,7 @@ class FailoverRunner:
                                    "agent; the peers take over when they notice the silence", group, result)
         groups = self._groups or {}
         owned = self._vips.owned()
+        held_terms = {group: _held_term(self.machines[group]) for group in released}  # before stepping down
         for group, view in released.items():
             for vip in sorted(groups.get(group, frozenset()) & owned):
                 self._release_vip(vip)
@@ -411,7 +414,7 @@ class FailoverRunner:
         for repeat in range(LEAVING_REPEATS):
             if repeat:
                 await asyncio.sleep(LEAVING_SPACING)
-            self._send_heartbeat(leaving=frozenset(released))
+            self._send_heartbeat(leaving=held_terms)
         self._silent = True
         return self.handed_over
 

@@ -256,7 +256,8 @@ async def test_hand_over_moves_the_group_at_once_and_the_restarted_agent_stays_s
     await wait_until(lambda: VIP in pair.vips[standby].vips, "the standby takes the VIP")
     took = time.monotonic() - started
     # through the leaving heartbeat, not the silence (the figure is bench/failover_bench.py --sigterm's)
-    assert pair.runners[standby].machines[GROUP].peer_views[active].leaving, took
+    told = pair.runners[standby].machines[GROUP].peer_views[active]
+    assert told.leaving and told.term == term, (told, took)  # the term it held, not the Lease's after
     assert took < TIMING.lease_duration / 2, took
     lease = await pair.store.read(GROUP)
     assert (lease.holder, lease.transitions) == (standby, term + 1)
