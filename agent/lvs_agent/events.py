@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import aiohttp
-from lvs_api.models import ResolvedService
+from lvs_api.models import API_VERSION, ResolvedService, VirtualService
 from lvs_kube.client import JsonObject, KubeClient
 from lvs_kube.errors import ApiError, NotFound
 from lvs_kube.events import MAX_MESSAGE_LENGTH, now_rfc3339
-from lvs_kube.resources import CORE_EVENT, VIRTUAL_SERVICE
+from lvs_kube.resources import CORE_EVENT
 
 from lvs_agent.health.engine import HealthEngine, HealthEvent
 
@@ -269,14 +269,14 @@ def virtual_service_reference(key: str, resolved: ResolvedService | None = None)
     ResolvedService's owner reference when there is one (the controller sets it)."""
     namespace, _, name = key.rpartition("/")
     reference = {
-        "apiVersion": VIRTUAL_SERVICE.api_version,
-        "kind": VIRTUAL_SERVICE.kind,
+        "apiVersion": API_VERSION,
+        "kind": VirtualService.kind_name,
         "name": name,
         "namespace": namespace or "default",
     }
     extra: Mapping[str, Any] = (resolved.metadata.model_extra or {}) if resolved is not None else {}
     for owner in extra.get("ownerReferences") or []:
-        if isinstance(owner, Mapping) and owner.get("kind") == VIRTUAL_SERVICE.kind and owner.get("uid"):
+        if isinstance(owner, Mapping) and owner.get("kind") == VirtualService.kind_name and owner.get("uid"):
             reference["uid"] = str(owner["uid"])
     return reference
 

@@ -263,6 +263,7 @@ async def running_agent(kubeconfig: Path, record_path: Path) -> Any:
     from lvs_agent.__main__ import _node_labels
     from lvs_agent.config import AgentConfig
     from lvs_agent.desired import KubeDesiredStateSource
+    from lvs_agent.events import HealthEventWriter, KubeEventSink
     from lvs_agent.failover.lease import KubeLeaseStore
     from lvs_agent.failover.machine import FailoverTiming, Role
     from lvs_agent.failover.runner import FailoverRunner
@@ -310,12 +311,15 @@ async def running_agent(kubeconfig: Path, record_path: Path) -> Any:
             on_groups=runner.set_groups,
         )
         loop = ReconcileLoop(reconciler, source, resync_interval=1.0, on_pass=on_pass)
+        # health Events: the engine's transitions are offered by the scenario (no probes from this test)
+        events = HealthEventWriter(KubeEventSink(client, NODE), member_state=lambda _s, _m: True, window=0.0)
         tasks = [
             asyncio.create_task(loop.run()),
             asyncio.create_task(runner.run()),
             asyncio.create_task(writer.run()),
+            asyncio.create_task(events.run()),
         ]
-        yield writer
+        yield writer, events
     finally:
         for task in tasks:
             task.cancel()
@@ -414,7 +418,7 @@ def test_controller_and_agent_work_with_exactly_their_roles(
         return await admin.get_or_none(resource, name, namespace)
 
     async def scenario() -> None:
-        async with running_agent(cluster.kubeconfigs[AGENT], tmp_path / "owned.json"):
+        async with running_agent(cluster.kubeconfigs[AGENT], tmp_path / "owned.json") as (_, events):
             # publish -> program -> report -> status folded back
             await eventually(lambda: get(res.RESOLVED_SERVICE, "web", APP_NAMESPACE), "ResolvedService web")
 
@@ -454,6 +458,27 @@ def test_controller_and_agent_work_with_exactly_their_roles(
                 )
 
             await eventually(warning_bumped, "Warning event on flappy counted twice")
+
+            # The agent's health Event on web, posted and then counted again (create, then patch).
+            from lvs_agent.health.engine import HealthEvent
+
+            unhealthy = HealthEvent(f"{APP_NAMESPACE}/web", "198.51.100.12:80", "MemberUnhealthy",
+                                    "member 198.51.100.12:80 is unhealthy: 3 TCP checks failed", warning=True)
+            for count in (1, 2):
+                events.offer(unhealthy)
+
+                async def posted(count: int = count) -> bool:
+                    return events.posted + events.failed >= count
+
+                await eventually(posted, f"health Event {count} posted")
+
+            async def health_event_counted() -> bool:
+                listed = await admin.list(res.CORE_EVENT, APP_NAMESPACE)
+                return any(e.get("reason") == "MemberUnhealthy" and e.get("reportingInstance") == NODE
+                           and e["involvedObject"]["name"] == "web" and e.get("count", 0) >= 2
+                           for e in listed.items)
+
+            await eventually(health_event_counted, "the agent's MemberUnhealthy event on web counted twice")
 
             # Delete: the finalizer holds the object until the director stops reporting it.
             await admin.delete(res.VIRTUAL_SERVICE, "web", APP_NAMESPACE)
@@ -723,4 +748,4 @@ def test_the_agent_run_above_covers_every_resource_the_agent_uses() -> None:
                 used |= {
                     alias.name for alias in node.names if alias.name.isupper() or alias.name == "resources"
                 }
-    assert used == {"RESOLVED_SERVICE", "NODE", "DIRECTOR_REPORT", "LEASE"}
+    assert used == {"RESOLVED_SERVICE", "NODE", "DIRECTOR_REPORT", "LEASE", "CORE_EVENT"}
