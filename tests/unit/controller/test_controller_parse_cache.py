@@ -32,3 +32,19 @@ def test_invalid_data_raises_every_time_and_the_cache_is_bounded(monkeypatch: py
     for spec in specs:
         validation.parse_cached(RealServerPoolSpec, spec)
     assert len(validation._PARSED) <= 3
+
+
+def test_static_members_are_built_once_per_pool_version_and_follow_a_new_one() -> None:
+    from lvs_controller.resolution import static_members
+
+    spec = validation.parse_cached(RealServerPoolSpec, pool()["spec"])
+    first = static_members(spec, ipv6=False)
+    second = static_members(spec, ipv6=False)
+    assert first == second and first is not second  # callers get their own list
+    assert all(a is b for a, b in zip(first, second, strict=True))  # of the same frozen members
+    assert [(m.address, m.weight) for m in first] == [("198.51.100.11", 1), ("198.51.100.12", 2)]
+    assert static_members(spec, ipv6=True) == []
+    newer = validation.parse_cached(
+        RealServerPoolSpec, {"members": [{"address": "198.51.100.7", "weight": 5}]}
+    )
+    assert [(m.address, m.weight) for m in static_members(newer, ipv6=False)] == [("198.51.100.7", 5)]
