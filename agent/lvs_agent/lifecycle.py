@@ -42,6 +42,7 @@ async def stop_gracefully(
 ) -> list[str]:
     """Stop ``others``, hand the groups over while ``failover`` (``runner.run()``) still heartbeats, then
     stop it. Returns the groups handed over."""
+    logger.info("stopping: handing the VIP groups over (IPVS table kept)")
     await _cancel(others)
     handed: list[str] = []
     if not failover.done():
