@@ -403,11 +403,14 @@ def apply(
     force: bool,
     subresource: str = "",
     normalize: Callable[[JsonDict], JsonDict] | None = None,
+    forgiven: set[Path] | None = None,
 ) -> JsonDict:
     """Server-side apply of `applied` onto `live` (None when creating). Raises 409 on conflicts.
 
     A conflict is a field the apply would change (compared after `normalize`, i.e. defaulting, as the
-    real server compares the new object with the live one) while another manager owns it.
+    real server compares the new object with the live one) while another manager owns it. When every
+    conflict is in `forgiven`, the apply goes ahead as if forced (kubectl's move from client-side to
+    server-side apply); otherwise the error names only the other conflicts.
     """
     entries = read_managers(live)
     applied_values = leaf_values(applied, node)
@@ -426,7 +429,9 @@ def apply(
             if live_values.get(path) != outcome_values.get(path):
                 conflicts.append((entry, path))
     if conflicts and not force:
-        raise _conflict_error(conflicts)
+        unforgiven = [(entry, path) for entry, path in conflicts if path not in (forgiven or set())]
+        if unforgiven:
+            raise _conflict_error(unforgiven)
     for entry, path in conflicts:
         entry.paths.discard(path)
 
@@ -459,6 +464,20 @@ def _manager_label(entry: ManagerEntry) -> str:
     if entry.operation == "Update":
         label += f" using {entry.api_version}"
     return label
+
+
+def last_applied_fields(live: JsonDict, last_applied: JsonDict, node: SchemaNode) -> set[Path]:
+    """The fields of a client-side apply's last-applied configuration that nobody changed since: the
+    real server lets `kubectl apply --server-side` take them over without conflicts."""
+    applied_values = leaf_values(
+        {k: v for k, v in last_applied.items() if k not in ("apiVersion", "kind")}, node
+    )
+    live_values = leaf_values(_without_managed(live), node)
+    return {
+        path
+        for path, value in applied_values.items()
+        if path not in live_values or live_values[path] == value
+    }
 
 
 def _conflict_error(conflicts: list[tuple[ManagerEntry, Path]]) -> ApiError:

@@ -703,6 +703,10 @@ class ObjectService:
         live = json_copy(old)
         if subresource == "status":
             applied_fields = {"status": applied_fields.get("status", {})}
+        # kubectl moving an object from client-side to server-side apply: like the real server, fields
+        # its last-applied annotation still describes are taken over without conflicts, and the
+        # annotation then follows what kubectl applies (so a later client-side apply stays consistent).
+        last_applied = _last_applied(old) if options.field_manager == "kubectl" and not subresource else None
         merged = fieldmanager.apply(
             live,
             applied_fields,
@@ -713,7 +717,11 @@ class ObjectService:
             force=options.force,
             subresource=subresource,
             normalize=self._defaulter(rt),
+            forgiven=fieldmanager.last_applied_fields(old, last_applied, node) if last_applied else None,
         )
+        if last_applied is not None:
+            annotations = merged["metadata"].setdefault("annotations", {})
+            annotations[LAST_APPLIED] = _build_last_applied(applied)
         merged["apiVersion"] = _storage_api_version(rt)
         merged["kind"] = rt.kind
         managed = merged["metadata"].get("managedFields", [])
@@ -820,6 +828,29 @@ def _same_content(old: JsonDict, new: JsonDict) -> bool:
         return {**obj, "metadata": meta, "_managers": managers}
 
     return strip(old) == strip(new)
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied(obj: JsonDict) -> JsonDict | None:
+    text = (obj["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _build_last_applied(applied: JsonDict) -> str:
+    """The apply configuration as the annotation's JSON, without the annotation itself."""
+    config = json_copy(applied)
+    annotations = (config.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+    return json.dumps(config, separators=(",", ":"))
 
 
 # ObjectMeta fields serialised with omitempty: a real server never stores or serves them empty, so

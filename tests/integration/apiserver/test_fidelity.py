@@ -381,3 +381,62 @@ def test_event_and_crd_tables_have_the_real_columns(
     crds = kubectl("get", "crd", "virtualservices.lvs.io").stdout.splitlines()
     assert crds[0].split() == ["NAME", "CREATED", "AT"]
     assert crds[1].split()[1].endswith("Z")
+
+
+def test_kubectl_moves_from_client_side_to_server_side_apply_like_on_a_cluster(
+    lvs_crds: list[str], kubectl: Kubectl, namespace: str
+) -> None:
+    first = virtual_service("web", namespace, scheduler={"name": "wlc"}, onFailure="Quiesce")
+    kubectl("apply", "-f", "-", input=json.dumps(first))
+    kubectl(
+        "patch",
+        "virtualservices.lvs.io",
+        "web",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"onFailure":"Remove"}}',
+    )
+    # Fields the last-applied annotation still describes move to kubectl's apply without conflicts;
+    # one that someone else changed since (onFailure) still conflicts, and is the only one named.
+    changed = virtual_service("web", namespace, scheduler={"name": "rr"}, onFailure="Quiesce")
+    clash = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(changed), check=False)
+    assert clash.returncode != 0
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl-patch" using lvs.io/v1alpha1: .spec.onFailure'
+        in clash.stderr
+    ), clash.stderr
+    agreed = virtual_service(
+        "web", namespace, scheduler={"name": "rr"}, onFailure="Remove", vipGroup="shop-web"
+    )
+    kubectl("apply", "--server-side", "-f", "-", input=json.dumps(agreed))
+    obj = json.loads(
+        kubectl(
+            "get", "virtualservices.lvs.io", "web", "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    assert obj["spec"]["scheduler"]["name"] == "rr" and obj["spec"]["vipGroup"] == "shop-web"
+    assert "f:scheduler" in managers(obj)["kubectl/Apply"]["fieldsV1"]["f:spec"]
+    # The annotation follows the server-side apply, so a later client-side apply's three-way merge
+    # knows vipGroup was applied: leaving it out of the config removes it (with the old annotation,
+    # kubectl would keep it as someone else's field).
+    last = json.loads(obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["vipGroup"] == "shop-web"
+    back = virtual_service("web", namespace, scheduler={"name": "rr"}, onFailure="Remove")
+    kubectl("apply", "-f", "-", input=json.dumps(back))
+    spec = json.loads(kubectl("get", "virtualservices.lvs.io", "web", "-n", namespace, "-o", "json").stdout)[
+        "spec"
+    ]
+    assert "vipGroup" not in spec and spec["scheduler"] == {"name": "rr"}
+    # another manager gets no such leniency
+    other = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=gitops",
+        "-f",
+        "-",
+        check=False,
+        input=json.dumps(virtual_service("web", namespace, vip="203.0.113.12", onFailure="Remove")),
+    )
+    assert other.returncode != 0 and ".spec.vip" in other.stderr
