@@ -256,6 +256,12 @@ class _GuestSession:
                         self._watch_for_stall(lane, stall)
         except GuestError as error:
             setup_failure = str(error)
+        except KeyboardInterrupt:
+            # Ctrl-C, or test.sh's stage cap: say what the guest was doing (the guest is gone by now).
+            for lane in self.lanes:
+                if not lane.done:
+                    self._say(f"kernel tests: interrupted while the guest ran {lane.running or 'no test'}")
+            raise
         for lane in self.lanes:
             self._fail_unreported(lane, setup_failure or lane.failure)
 

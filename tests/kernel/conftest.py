@@ -6,6 +6,9 @@ How it runs
     it with the same options (LVS_IN_GUEST=1). Their reports come back live and count as the host's own:
     a failing test inside fails the host run under its own name, with its traceback. If no guest can
     start (not root, a package missing), every kernel test FAILS saying what is missing and how to fix it.
+    Hangs: each test has pytest-timeout's 120 s (pyproject.toml), applied inside the guest, so a hung test
+    fails by name and the rest go on; if the guest stops reporting altogether for LVS_GUEST_STALL_TIMEOUT
+    (default 300 s) the host kills it, and the test that was running fails as the one cut off.
     Environment: LVS_GUEST_TIMEOUT (whole suite, default 1200 s), LVS_GUEST_CACHE (kernel cache dir,
     default .cache/guest), LVS_GUEST_BACKEND, LVS_GUEST_WORKERS (N guests at once, whole modules each;
     default 1). `-s` or `-vv` also shows the guest console live; it is
