@@ -50,12 +50,15 @@ def virtual_service(namespace: str, name: str, vip: str) -> dict[str, Any]:
     }
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (connection refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def refusing_ports(count: int) -> list[socket.socket]:
+    """Loopback ports bound but not listening: connecting is refused, and while they stay bound the ports
+    are distinct and nobody else gets them."""
+    sockets = []
+    for _ in range(count):
+        bound = socket.socket()
+        bound.bind(("127.0.0.1", 0))
+        sockets.append(bound)
+    return sockets
 
 
 async def eventually(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -136,10 +139,15 @@ async def test_the_active_directors_transitions_become_events_on_the_virtual_ser
         await eventually(lambda: standby.engine.health(service, member) is False, "the standby's verdict")
 
         # a rack outage in miniature: fifty members of one service fail together -> one Event
-        for _ in range(50):
-            closed = closed_port()
-            active.engine.subscribe(batch, f"127.0.0.1:{closed}", "127.0.0.1", closed, CHECK, group="front")
-        await eventually(lambda: active.events.posted >= 3, "the batch's Event posted")
+        refusing = refusing_ports(50)
+        try:
+            for bound in refusing:
+                port_ = bound.getsockname()[1]
+                active.engine.subscribe(batch, f"127.0.0.1:{port_}", "127.0.0.1", port_, CHECK, group="front")
+            await eventually(lambda: active.events.posted >= 3, "the batch's Event posted")
+        finally:
+            for bound in refusing:
+                bound.close()
         assert (active.events.posted, active.events.failed) == (3, 0)
         assert standby.events.posted == 0 and standby.events.stats()["offered"] == 0
 
