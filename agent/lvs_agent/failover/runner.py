@@ -110,6 +110,7 @@ class FailoverRunner:
         self._wake = asyncio.Event()  # a peer is leaving: decide now, not at the next tick
         self._leaving = False  # handing over: no more Lease calls nor VIP changes but the handover's
         self._silent = False  # handed over: no more heartbeats
+        self._departing: dict[str, tuple[int, int]] = {}  # dropped groups: (held term, leaving beats left)
         self.handed_over: list[str] = []  # groups released by hand_over
 
     # --- desired groups -----------------------------------------------------------------------------
@@ -125,14 +126,43 @@ class FailoverRunner:
         now = self._monotonic()
         peer_names = [peer.node for peer in self.peers]
         for group in groups:
+            self._departing.pop(group, None)
             if group not in self.machines:
                 self.machines[group] = GroupMachine(group, self.node, peer_names, self.timing, now)
+        staying = frozenset(vip for vips in groups.values() for vip in vips)
         for group in list(self.machines):
             if group not in groups:
-                del self.machines[group]
+                self._drop(group, self.machines.pop(group), staying, now)
                 self._last_role.pop(group, None)
                 self._role_changed_at.pop(group, None)
         self._groups = {group: frozenset(vips) for group, vips in groups.items()}
+
+    def _drop(self, group: str, machine: GroupMachine, staying: frozenset[str], now: float) -> None:
+        """A group this node no longer serves (its services stopped selecting this node, or went away).
+        Held, with a peer standing by: handed over like at a graceful stop, but without waiting for the
+        Lease (this node must stop serving it either way): VIPs off now, "leaving" in the next heartbeats,
+        the Lease released in the background. A VIP moving to another group of ours stays for that one."""
+        if not machine.holds_group() or not machine.live_peers(now):
+            return  # the VIPs leave at the next tick, as before; nobody to tell
+        owned = self._vips.owned()
+        for vip in sorted(((self._groups or {}).get(group, frozenset()) & owned) - staying):
+            self._release_vip(vip)
+        self._departing[group] = (_held_term(machine), LEAVING_REPEATS)
+        logger.info("group %s: no longer served here, handing it over", group)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._release_quietly(group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _release_quietly(self, group: str) -> None:
+        try:
+            await self._release(group)
+        except (LeaseUnavailableError, TimeoutError, OSError) as error:
+            # the peers take the Lease from us anyway: they heard us leave in its term
+            logger.warning("group %s: Lease not released (%s)", group, error)
 
     def status(self) -> dict[str, GroupStatus]:
         report: dict[str, GroupStatus] = {}
@@ -191,6 +221,12 @@ class FailoverRunner:
         claims = [GroupClaim(group, machine.role is Role.ACTIVE, machine.term) if group not in leaving
                   else GroupClaim(group, False, leaving[group], leaving=True)
                   for group, machine in sorted(self.machines.items())]
+        for group, (term, left) in sorted(self._departing.items()):
+            claims.append(GroupClaim(group, False, term, leaving=True))
+            if left > 1:
+                self._departing[group] = (term, left - 1)
+            else:
+                del self._departing[group]
         datagrams = encode(self._secret, self.node, self._boot_id, first_sequence=self._sequence,
                            sent_ns=self._wall_clock_ns(), claims=claims)
         self._sequence += len(datagrams)

@@ -331,3 +331,20 @@ async def test_a_lease_that_cannot_be_released_keeps_the_vips(tmp_path: Path, ha
         assert time.monotonic() - started < 0.5 + DEADLINE / 4  # bounded by the timeout when it hangs
         assert VIP in pair.vips[active].vips
         assert (await pair.store.read(GROUP)).holder == active
+
+
+async def test_a_group_no_longer_served_here_is_handed_over_too(pair: Pair) -> None:
+    """The node is relabelled out of the group's directorSelector (or the service goes) while active: the
+    VIP leaves at once and the peer, told, takes over without waiting for the silence."""
+    active, standby = await pair.settled()
+    term = pair.runners[active].status()[GROUP].term
+    pair.runners[active].set_groups({})
+    assert VIP not in pair.vips[active].vips
+    await wait_until(lambda: VIP in pair.vips[standby].vips, "the standby takes the VIP")
+    told = pair.runners[standby].machines[GROUP].peer_views[active]
+    assert told.leaving and told.term == term
+    lease = await pair.store.read(GROUP)
+    assert (lease.holder, lease.transitions) == (standby, term + 1)
+    await asyncio.sleep(0.3)  # the old node's background release found the Lease taken: nothing moves back
+    assert VIP in pair.vips[standby].vips and not pair.vips[active].vips
+    assert pair.runners[standby].status()[GROUP].role is Role.ACTIVE
