@@ -10,7 +10,8 @@ that must not become 1,000 Events. So (:class:`EventPolicy`):
   1 KiB, then "and N more"). A member that changes again meanwhile is named once, in its latest state;
 - **a global budget**: at most ``budget`` Events (30) per ``budget_period`` (60 s) from this agent, a token
   bucket. Batches that do not fit wait, oldest first, merging later changes of the same members, and go
-  out as tokens come back;
+  out as tokens come back; a batch whose newest change has waited ``max_wait`` (5 min) is dropped and
+  counted instead (an Event is stamped when posted: one an hour late would tell a wrong story);
 - **series**: an Event equal to one posted in the last ``series_window`` (10 min) bumps that Event's
   ``count`` and ``lastTimestamp`` instead of creating another (what client-go's correlator does);
 - **the active director only**: whether the member's VIP group is active here is asked again when a batch
@@ -91,6 +92,7 @@ def batch_message(reason: str, events: list[HealthEvent]) -> str:
 @dataclass
 class _Pending:
     since: float  # when the batch opened (or was last put back to wait for its director to be active)
+    latest: float  # when its newest change arrived
     members: dict[str, HealthEvent] = field(default_factory=dict)  # latest event per member
     deferred: bool = False  # already counted as waiting for the budget
 
@@ -99,10 +101,13 @@ class EventPolicy:
     """Which Events go out when: per-service windows, a global token bucket, the active-director rule.
     Pure bookkeeping on plain numbers for time, so it is tested without a clock."""
 
-    def __init__(self, *, window: float = 5.0, budget: int = 30, budget_period: float = 60.0) -> None:
-        if budget < 1 or budget_period <= 0 or window < 0:
-            raise ValueError("budget >= 1, budget_period > 0 and window >= 0 are needed")
+    def __init__(
+        self, *, window: float = 5.0, budget: int = 30, budget_period: float = 60.0, max_wait: float = 300.0
+    ) -> None:
+        if budget < 1 or budget_period <= 0 or window < 0 or max_wait <= 0:
+            raise ValueError("budget >= 1, budget_period > 0, window >= 0 and max_wait > 0 are needed")
         self.window = window
+        self.max_wait = max_wait
         self.budget = budget
         self.budget_period = budget_period
         self._pending: dict[str, _Pending] = {}  # insertion order = oldest batch first
@@ -111,6 +116,7 @@ class EventPolicy:
         self.offered = 0
         self.dropped_inactive = 0  # transitions whose director was no longer active for them, or gone
         self.deferred = 0  # batches that had to wait for the budget (counted once each)
+        self.dropped_stale = 0  # member changes that waited for the budget longer than max_wait
 
     def __len__(self) -> int:
         return sum(len(pending.members) for pending in self._pending.values())
@@ -119,7 +125,8 @@ class EventPolicy:
         self.offered += 1
         pending = self._pending.get(event.service)
         if pending is None:
-            pending = self._pending[event.service] = _Pending(now)
+            pending = self._pending[event.service] = _Pending(now, now)
+        pending.latest = now
         pending.members[event.member] = event  # latest wins (the engine says how many it collapsed)
 
     def _refill(self, now: float) -> None:
@@ -135,6 +142,10 @@ class EventPolicy:
         out: list[OutgoingEvent] = []
         for service, pending in list(self._pending.items()):
             if pending.since + self.window > now:
+                continue
+            if now - pending.latest > self.max_wait and pending.deferred:
+                self.dropped_stale += len(pending.members)
+                del self._pending[service]
                 continue
             if self._tokens < 1 - _SLACK:
                 self._mark_deferred(now + _SLACK)
@@ -163,10 +174,10 @@ class EventPolicy:
             del self._pending[service]
             if unsent:  # out of budget: keeps its place at the head of the queue
                 self.deferred += not pending.deferred
-                waiting = _Pending(pending.since, {**unsent, **held}, deferred=True)
+                waiting = _Pending(pending.since, pending.latest, {**unsent, **held}, deferred=True)
                 self._pending = {service: waiting, **self._pending}
             elif held:  # look again in a window, behind the others
-                self._pending[service] = _Pending(now, held)
+                self._pending[service] = _Pending(now, pending.latest, held)
         return out
 
     def next_due(self, now: float) -> float | None:
@@ -308,8 +319,8 @@ class HealthEventWriter:
         self._wakeup = asyncio.Event()
         self.posted = 0
         self.failed = 0
-        self._deferred_logged = 0
-        self._deferred_logged_at: float | None = None
+        self._budget_logged = (0, 0)  # (deferred, dropped_stale) as last logged
+        self._budget_logged_at: float | None = None
 
     def offer(self, event: HealthEvent) -> None:
         """The engine's ``event_hook`` (on the event loop; never blocks)."""
@@ -332,6 +343,7 @@ class HealthEventWriter:
             "failed": self.failed,
             "dropped_inactive": self.policy.dropped_inactive,
             "deferred": self.policy.deferred,
+            "dropped_stale": self.policy.dropped_stale,
             "pending": len(self.policy),
         }
 
@@ -350,12 +362,15 @@ class HealthEventWriter:
                 continue
             self.posted += 1
         now = loop.time()
-        last = self._deferred_logged_at
+        last = self._budget_logged_at
         quiet = last is not None and now - last < self.policy.budget_period
-        if self.policy.deferred > self._deferred_logged and not quiet:  # at most once per budget period
-            self._deferred_logged, self._deferred_logged_at = self.policy.deferred, now
-            logger.warning("health Events held back by the budget of %d per %gs: %d member change(s) wait",
-                           self.policy.budget, self.policy.budget_period, len(self.policy))
+        counts = (self.policy.deferred, self.policy.dropped_stale)
+        if counts != self._budget_logged and not quiet:  # at most once per budget period
+            self._budget_logged, self._budget_logged_at = counts, now
+            policy = self.policy
+            logger.warning("health Events held back by the budget of %d per %gs: %d member change(s) wait, "
+                           "%d dropped so far after waiting %gs", policy.budget, policy.budget_period,
+                           len(policy), policy.dropped_stale, policy.max_wait)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

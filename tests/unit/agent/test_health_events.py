@@ -66,22 +66,33 @@ def test_changes_in_one_window_are_one_event_per_reason_latest_state_wins() -> N
     assert [e.service for e in policy.take_due(8.0, everyone_active)] == ["shop/db"]  # its own window
 
 
-def test_a_rack_outage_is_held_to_the_budget_and_nothing_is_lost() -> None:
-    """1,000 members of 200 services fail in the same second: one Event per service, never more than the
-    token bucket allows (30 at once, then 30 a minute), oldest service first."""
-    budget, period = 30, 60.0
-    policy = EventPolicy(window=5.0, budget=budget, budget_period=period)
+def rack_outage(policy: EventPolicy) -> list[str]:
+    """Five members of each of 200 services fail within 0.2 s."""
     services = [f"rack/svc-{index:03d}" for index in range(200)]
     for index, service in enumerate(services):
         for member in range(5):
             policy.offer(down(service, f"198.51.100.{member + 10}:{8000 + index}"), now=0.0 + index * 0.001)
+    return services
+
+
+def drain(policy: EventPolicy) -> list[tuple[float, OutgoingEvent]]:
+    """Take what is due at each due time until nothing is pending."""
     posted: list[tuple[float, OutgoingEvent]] = []
     now = 0.0
     while (due := policy.next_due(now)) is not None:
-        assert due > now or not posted or due == now
         now = max(now, due)
         posted += [(now, event) for event in policy.take_due(now, everyone_active)]
         assert now < 10 * 3600, "the backlog never drains"
+    return posted
+
+
+def test_a_rack_outage_is_held_to_the_budget_and_nothing_is_lost() -> None:
+    """1,000 members of 200 services fail in the same second: one Event per service, never more than the
+    token bucket allows (30 at once, then 30 a minute), oldest service first."""
+    budget, period = 30, 60.0
+    policy = EventPolicy(window=5.0, budget=budget, budget_period=period, max_wait=3600.0)
+    services = rack_outage(policy)
+    posted = drain(policy)
     assert [event.service for _, event in posted] == services  # each once, in the order they failed
     assert all(event.message.startswith("5 members unhealthy") for _, event in posted)
     start = posted[0][0]
@@ -89,6 +100,16 @@ def test_a_rack_outage_is_held_to_the_budget_and_nothing_is_lost() -> None:
         assert index + 1 <= budget + (at - start) * budget / period + 1e-9
     assert sum(1 for at, _ in posted if at < start + period) <= 2 * budget
     assert policy.deferred == 200 - budget  # every batch behind the first 30 waited, counted once
+
+
+def test_changes_held_by_the_budget_past_max_wait_are_dropped_not_posted_late() -> None:
+    policy = EventPolicy(window=5.0, budget=30, budget_period=60.0, max_wait=120.0)
+    services = rack_outage(policy)
+    posted = drain(policy)
+    assert [event.service for _, event in posted] == services[:len(posted)]  # the oldest got through
+    assert 30 + 55 <= len(posted) <= 30 + 60  # the burst, then one every 2 s until 120 s after the failure
+    assert policy.dropped_stale == 5 * (200 - len(posted)) and len(policy) == 0
+    assert all(at <= 0.2 + 120.0 + 2.0 for at, _ in posted)  # never later than max_wait (+ a token's gap)
 
 
 def test_only_the_active_director_posts_transitions_and_refusals_wait_for_it() -> None:
