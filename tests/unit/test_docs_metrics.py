@@ -9,6 +9,7 @@ it is documented.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import re
 from pathlib import Path
@@ -114,6 +115,13 @@ def documented() -> dict[str, tuple[str, frozenset[str], str]]:
 @pytest.fixture(scope="module")
 def by_level(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Exported, str]]:
     return exported_by_level(tmp_path_factory.mktemp("metrics"))
+
+
+def test_every_metric_source_is_wired_here() -> None:
+    """An unset source exports nothing, so a source added to MetricSources must be set in exported()
+    (before_scrape only refreshes what the others read)."""
+    wired = {"health", "roles", "activations", "last_pass", "ipvs_stats"}
+    assert {field.name for field in dataclasses.fields(MetricSources)} - {"before_scrape"} == wired
 
 
 def test_the_exporter_is_seen_whole(by_level: dict[str, tuple[Exported, str]]) -> None:
