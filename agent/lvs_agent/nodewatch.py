@@ -17,6 +17,7 @@ logger = logging.getLogger("lvs_agent.nodewatch")
 
 DEFAULT_INTERVAL = 10.0
 RETRY_MAX = 60.0
+READ_TIMEOUT = 30.0  # a read the API server never answers must not stop the watch for good
 
 ReadLabels = Callable[[], Awaitable[Mapping[str, str]]]
 
@@ -35,7 +36,8 @@ class NodeLabelWatch:
 
     async def check(self) -> bool:
         """One read; True if the labels changed (``on_change`` was called). Errors propagate."""
-        labels = dict(await self._read())
+        async with asyncio.timeout(READ_TIMEOUT):
+            labels = dict(await self._read())
         self.reads += 1
         if labels == self.labels:
             return False

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from lvs_agent import __main__ as agent_main
+from lvs_agent import nodewatch
 from lvs_agent.config import AgentConfig
 from lvs_agent.desired import FileDesiredStateSource
 from lvs_agent.netlink import FakeIpvsKernel
@@ -80,6 +81,29 @@ async def test_the_watch_keeps_its_labels_while_reads_fail_and_catches_up_after(
         assert seen == [] and watch.labels == {"tier": "edge"}
         node.failing = False
         await eventually(lambda: seen == [{"tier": "core"}], "the change once reads work again")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_read_that_never_returns_times_out_and_the_watch_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nodewatch, "READ_TIMEOUT", 0.05)
+    answers: list[dict[str, str] | None] = [None, {"tier": "core"}]  # None: hang
+
+    async def read() -> Mapping[str, str]:
+        answer = answers.pop(0) if answers else {"tier": "core"}
+        if answer is None:
+            await asyncio.Event().wait()
+        return answer or {}
+
+    seen: list[dict[str, str]] = []
+    watch = NodeLabelWatch(read, {"tier": "edge"}, seen.append, interval=0.01)
+    task = asyncio.create_task(watch.run())
+    try:
+        await eventually(lambda: seen == [{"tier": "core"}], "the change after the hung read")
+        assert watch.failures == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
