@@ -40,6 +40,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 DEFAULT_VIP_INTERFACE = "lvs0"
 MAC_TTL = 5.0
+IPV6_RECHECK = 10.0  # seconds between re-checks of held IPv6 addresses' proxy entries and sysctls
 
 _IFA_F_NODAD = 0x02  # skip duplicate address detection: a /128 VIP must be usable at once
 _ETH_P_ARP = 0x0806
@@ -185,6 +186,7 @@ class NetlinkVipAddresses:
         # uplink -> (MAC, when read): an announcement right after a takeover then costs one send; re-read
         # after MAC_TTL so that a changed MAC (a bond failing over) is picked up
         self._macs: dict[str, tuple[str, float]] = {}
+        self._ipv6_checked_at = float("-inf")
 
     def close(self) -> None:
         self._ipr.shutdown()
@@ -231,7 +233,31 @@ class NetlinkVipAddresses:
         index = self._index(self.interface)
         if index is None:
             return frozenset()
-        return frozenset(address for owner, address in self._addresses() if owner == index)
+        held = frozenset(address for owner, address in self._addresses() if owner == index)
+        now = time.monotonic()
+        if now - self._ipv6_checked_at >= IPV6_RECHECK:
+            self._ipv6_checked_at = now
+            self._maintain_ipv6(held)
+        return held
+
+    def _maintain_ipv6(self, held: frozenset[str]) -> None:
+        """Held IPv6 addresses keep their proxy entries (also those taken by an agent version that made
+        none, adopted at an upgrade without a change), and ``problems`` follows the node's sysctls as they
+        are now, not as they were at the last takeover."""
+        checked: set[str] = set()
+        held_v6 = [address for address in held if ipaddress.ip_address(address).version == 6]
+        table = self._proxy_table() if held_v6 else {}
+        for address in held_v6:
+            device = self.proxy_interface(address)
+            if device is None:
+                continue
+            if device not in table.get(address, ()):
+                self._add_proxy(address)  # checks the device's sysctls too
+            elif device not in checked:
+                self._check_ipv6_answers(device)
+            checked.add(device)
+        for device in set(self.problems) - checked:
+            del self.problems[device]  # no held IPv6 address is answered there any more
 
     def foreign_holders(self, vip: str) -> list[str]:
         vip = canonical_vip(vip)
@@ -284,23 +310,27 @@ class NetlinkVipAddresses:
 
     def proxied(self, address: str) -> list[str]:
         """Interfaces holding a proxy-NDP entry for ``address``."""
-        address = canonical_vip(address)
-        names: list[str] = []
+        return sorted(self._proxy_table().get(canonical_vip(address), ()))
+
+    def _proxy_table(self) -> dict[str, set[str]]:
+        """Every IPv6 proxy-NDP entry of the namespace: address -> interface names (one dump)."""
         # the kernel dumps its proxy table only when the request's ndm_flags is NTF_PROXY; pyroute2 puts
         # `flags` into the request (not into its client-side filter) once an explicit dump_filter is given
         dump = self._ipr.neigh(
             "dump", family=socket.AF_INET6, flags=_NTF_PROXY, dump_filter=lambda _message: True
         )
+        names: dict[int, str] = {}
+        table: dict[str, set[str]] = {}
         for message in dump:
             destination = _attr(message, "NDA_DST")
             if not message["flags"] & _NTF_PROXY or destination is None:
                 continue
-            if canonical_vip(destination) != address:
-                continue
-            links = self._ipr.get_links(int(message["ifindex"]))
-            if links:
-                names.append(str(_attr(links[0], "IFLA_IFNAME")))
-        return sorted(names)
+            index = int(message["ifindex"])
+            if index not in names:
+                links = self._ipr.get_links(index)
+                names[index] = str(_attr(links[0], "IFLA_IFNAME")) if links else f"index {index}"
+            table.setdefault(canonical_vip(destination), set()).add(names[index])
+        return table
 
     def _add_proxy(self, address: str) -> None:
         device = self.proxy_interface(address)

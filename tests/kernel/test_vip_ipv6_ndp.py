@@ -89,3 +89,30 @@ def test_forwarding_off_is_reported_with_the_fix(uplink: NetlinkVipAddresses) ->
     uplink.remove(VIP6)
     uplink.add(VIP6)
     assert uplink.problems == {}
+
+
+def test_held_addresses_are_rechecked_adopted_without_proxy_and_problems_clear(
+    uplink: NetlinkVipAddresses,
+) -> None:
+    """An agent restarted over a VIP taken by an older version (no proxy entry) adds it on its first look;
+    a sysctl fixed on the node clears the problem at the next re-check, without a takeover."""
+    forwarding(UPLINK, 0)
+    sh("ip", "addr", "add", f"{VIP6}/128", "dev", "lvsndp0", "nodad")  # held, no proxy entry
+    restarted = NetlinkVipAddresses(interface="lvsndp0", uplink=UPLINK)
+    try:
+        assert restarted.owned() == {VIP6}
+        assert restarted.proxied(VIP6) == [UPLINK]
+        assert f"net.ipv6.conf.{UPLINK}.forwarding is 0" in restarted.problems[UPLINK]
+        forwarding(UPLINK, 1)
+        restarted._ipv6_checked_at = float("-inf")  # the next periodic re-check is due
+        restarted.owned()
+        assert restarted.problems == {}
+        with socket.create_server((VIP6, 8082), family=socket.AF_INET6):
+            sh("ip", "-n", "ndpnbr", "neigh", "flush", "dev", "eth0")
+            assert connect_from("ndpnbr", VIP6, 8082) == ""
+        restarted.remove(VIP6)
+        restarted._ipv6_checked_at = float("-inf")
+        assert restarted.owned() == frozenset()
+        assert restarted.proxied(VIP6) == []
+    finally:
+        restarted.close()
