@@ -19,11 +19,11 @@ Label cardinality is bounded by ``--metrics-detail``:
 ==============  ===============================================================================
 ``none``        fixed-size series only: totals over every IPVS service of ours, counts by check kind,
                 state, VIP-group role, op kind and errno name. Independent of the table's size.
-``services``    (default) adds 5 series per IPVS service of ours (labels ``virtualservice``,
+``services``    (default) adds 7 series per IPVS service of ours (labels ``virtualservice``,
                 ``service``), 3 per VirtualService and 2 per VIP group: a 10,000-service table gives
                 about 100,000 series.
-``destinations`` adds 5 series per destination (label ``destination`` too): with 10 members per
-                service, 500,000 series at 10,000 services. For small tables or debugging.
+``destinations`` adds 7 series per destination (label ``destination`` too): with 10 members per
+                service, 700,000 series at 10,000 services. For small tables or debugging.
 ==============  ===============================================================================
 
 Health is never labelled per member (100,000 members would be 100,000 series): members are counted by
