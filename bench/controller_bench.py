@@ -164,8 +164,10 @@ async def wait_idle(processes: Processes, quiet: float = 1.0, timeout: float = 1
         total = counter(samples, "lvs_controller_reconciles_total") + counter(
             samples, "lvs_controller_api_writes_total"
         )
-        busy = samples.get("lvs_controller_queue_depth", 0) + samples.get(
-            "lvs_controller_reconciles_in_flight", 0
+        busy = (
+            samples.get("lvs_controller_queue_depth", 0)
+            + samples.get("lvs_controller_reconciles_in_flight", 0)
+            + samples.get("lvs_controller_status_queue_depth", 0)  # status lane (absent before it existed)
         )
         if total != last or busy:
             last, stable_since = total, time.monotonic()

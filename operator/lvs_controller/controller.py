@@ -57,6 +57,7 @@ class Controller:
         # on a busy API server every request delays the others, and agents wait for ResolvedServices.
         self.status_max_defer = 30.0
         self._scheduled: set[Any] = set()
+        self._status_scheduled: set[ObjectKey] = set()
         reconciler.on_written = self.record_write
         reconciler.on_status_due = self.status_soon
 
@@ -109,18 +110,31 @@ class Controller:
 
     def status_soon(self, key: ObjectKey) -> None:
         """Queue ``key`` on the status lane after ``status_delay`` (once however often it is asked for)."""
-        self._later(self.status_queue.add, key, self.status_delay, tag="status")
-
-    def _later(self, callback: Any, key: Any, delay: float | None = None, tag: str = "") -> None:
-        """Run ``callback(key)`` after ``delay`` (default: the pool debounce), once per (tag, key) however
-        often it is asked for meanwhile."""
-        token = (tag, key)
-        if token in self._scheduled:
+        if key in self._status_scheduled:
             return
-        self._scheduled.add(token)
+        self._status_scheduled.add(key)
 
         def fire() -> None:
-            self._scheduled.discard(token)
+            self._status_scheduled.discard(key)
+            self.status_queue.add(key)
+
+        asyncio.get_running_loop().call_later(self.status_delay, fire)
+        self._status_depth()
+
+    def _status_depth(self, finishing: int = 0) -> None:
+        """Publish the status lane's depth; ``finishing`` keys are done but not yet released."""
+        busy = self.status_queue.in_flight - finishing
+        metrics.STATUS_QUEUE_DEPTH.set(len(self._status_scheduled) + len(self.status_queue) + busy)
+
+    def _later(self, callback: Any, key: Any, delay: float | None = None) -> None:
+        """Run ``callback(key)`` after ``delay`` (default: the pool debounce), once per key however often
+        it is asked for meanwhile."""
+        if key in self._scheduled:
+            return
+        self._scheduled.add(key)
+
+        def fire() -> None:
+            self._scheduled.discard(key)
             callback(key)
 
         asyncio.get_running_loop().call_later(self.pool_status_delay if delay is None else delay, fire)
@@ -197,6 +211,8 @@ class Controller:
             metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
             logger.exception("status write failed", extra={"object": f"VirtualService {key[0]}/{key[1]}"})
             asyncio.get_running_loop().call_later(2.0, self.status_soon, key)
+        finally:
+            self._status_depth(finishing=1)
 
     async def _process_pool(self, item: tuple[Kind, ObjectKey]) -> None:
         kind, key = item

@@ -24,6 +24,11 @@ WRITES = Counter(
 QUEUE_DEPTH = Gauge(
     "lvs_controller_queue_depth", "VirtualService keys waiting to be reconciled", registry=REGISTRY
 )
+STATUS_QUEUE_DEPTH = Gauge(
+    "lvs_controller_status_queue_depth",
+    "VirtualService keys waiting for a status write (scheduled or queued on the status lane)",
+    registry=REGISTRY,
+)
 IN_FLIGHT = Gauge("lvs_controller_reconciles_in_flight", "Reconciles running now", registry=REGISTRY)
 LEADER = Gauge("lvs_controller_leader", "1 while this replica holds the leader lease", registry=REGISTRY)
 RECONCILE_SECONDS = Histogram(
