@@ -287,6 +287,14 @@ def address_uses(spec: VirtualServiceSpec | None) -> set[AddressUse]:
     return uses
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _describe_group(group: str, vip: str) -> str:
     return "its own group (no vipGroup)" if group == vip else f"vipGroup {group}"
 
@@ -304,13 +312,16 @@ def address_conflict_problem(owner: ObjectKey, mine: AddressUse, theirs: Address
             f"set {wanted} here, or give every VirtualService on VIP {mine.address} the same new vipGroup",
         )
     if mine.role == "natGateway" and theirs.role == "natGateway":
+        if _is_address(theirs.group):  # its default group, named by its VIP: no vipGroup can join it
+            join = f"give {other} and this VirtualService the same spec.vipGroup"
+        else:
+            join = f"set spec.vipGroup: {theirs.group} here"
         return Problem(
             "NatGatewayConflict",
             "spec.natGateway.address",
             f"{mine.address} is already the natGateway of {other} in VIP group {theirs.group}, and this "
             f"VirtualService's VIP group is {mine.group}; a gateway follows one group's active director",
-            f"put this VirtualService in VIP group {theirs.group} (spec.vipGroup), or choose another "
-            "natGateway address",
+            f"{join}, or choose another natGateway address",
         )
     if mine.role == "natGateway":
         return Problem(

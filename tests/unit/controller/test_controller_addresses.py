@@ -205,7 +205,31 @@ def test_nat_gateway_shared_only_within_one_vip_group() -> None:
     evaluation, _ = reconciler.evaluate(("shop2", "b"), other_group)  # nothing programmed: the oldest wins
     assert reasons(evaluation) == ["NatGatewayConflict"]
     assert "shop/a" in evaluation.problems[0].message
-    assert "203.0.113.10" in evaluation.problems[0].fix  # the group to join
+    # a's group is its VIP's own (no vipGroup), which no vipGroup can name: both need the same vipGroup.
+    assert (
+        "give VirtualService shop/a and this VirtualService the same spec.vipGroup"
+        in evaluation.problems[0].fix
+    )
+    named = virtual_service(
+        "d",
+        namespace="shop2",
+        created="2026-01-04T00:00:00Z",
+        vip="203.0.113.50",
+        natGateway={"address": "10.3.0.1"},
+    )
+    joining = virtual_service(
+        "e",
+        namespace="shop2",
+        created="2026-01-05T00:00:00Z",
+        vip="203.0.113.60",
+        natGateway={"address": "10.3.0.1"},
+    )
+    named["spec"]["vipGroup"] = "edge"
+    add(reconciler, Kind.VIRTUAL_SERVICE, named)
+    add(reconciler, Kind.VIRTUAL_SERVICE, joining)
+    evaluation, _ = reconciler.evaluate(("shop2", "e"), joining)
+    assert reasons(evaluation) == ["NatGatewayConflict"]
+    assert evaluation.problems[0].fix.startswith("set spec.vipGroup: edge here")
     assert reconciler.evaluate(("shop", "a"), first)[0].accepted
     # Same VIP (so the same group), another port: the gateway is shared.
     same_group = virtual_service(
