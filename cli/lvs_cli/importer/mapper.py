@@ -107,7 +107,9 @@ class Mapper:
         for virtual in self.config.virtual_servers:
             self.virtual_server(virtual)
         if self.options.vip_pool and self.vips:
-            self.manifests.extend(self.vip_pools())
+            # first: a VirtualService applied before the VIPPool that admits it is rejected (VIPNotInPool)
+            # and gets a Warning event, until the pool arrives
+            self.manifests[:0] = self.vip_pools()
         for manifest in self.manifests:
             self._validate(manifest)
         return ImportResult(self.config, self.header(), self.manifests)

@@ -12,6 +12,7 @@ DIRECTOR = {"matchLabels": {"lvs.io/director": "true"}}
 def test_sample_objects() -> None:
     result, warnings = convert_sample("keepalived.conf")
     assert [(m.kind, m.name) for m in result.manifests] == [
+        ("VIPPool", "keepalived-vips"),  # first: what claims a VIP comes after what admits it
         ("RealServerPool", "web-pool"),
         ("VirtualService", "web-203-0-113-10"),
         ("VirtualService", "web-203-0-113-21"),
@@ -24,7 +25,6 @@ def test_sample_objects() -> None:
         ("VirtualService", "vs-192-0-2-20-53"),
         ("RealServerPool", "vs-203-0-113-10-8443-pool"),
         ("VirtualService", "vs-203-0-113-10-8443"),
-        ("VIPPool", "keepalived-vips"),
     ]
     assert len(warnings) == 18
 
@@ -500,7 +500,7 @@ def test_ipv6_sample() -> None:
     assert has_warning(warnings, 7, "--heartbeat-interval 0.1 --missed 3")
     assert has_warning(warnings, 13, "'nopreempt' dropped")
     assert has_warning(warnings, 15, "virtual_ipaddress 2001:db8:0:10::80: '/64'")
-    assert result.manifests[1].comments == [f"{result.config.path}:20: virtual_server 2001:db8:0:10::80 443"]
+    assert result.manifests[2].comments == [f"{result.config.path}:20: virtual_server 2001:db8:0:10::80 443"]
 
 
 def test_nat_group_members_keep_their_port_on_every_service_port() -> None:

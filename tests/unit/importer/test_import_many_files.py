@@ -105,7 +105,7 @@ def test_cli_takes_several_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["import", str(main_file), str(web_file)]) == 0
     captured = capsys.readouterr()
     kinds = [doc["kind"] for doc in yaml.safe_load_all(captured.out) if doc]
-    assert kinds == ["RealServerPool", "VirtualService", "RealServerPool", "VirtualService", "VIPPool"]
+    assert kinds == ["VIPPool", "RealServerPool", "VirtualService", "RealServerPool", "VirtualService"]
     assert f"{web_file}:14: warning: " in captured.err
     assert main(["import", "-", str(web_file)]) == 2
     assert "cannot be combined" in capsys.readouterr().err

@@ -12,13 +12,13 @@ DIRECTOR = {"matchLabels": {"lvs.io/director": "true"}}
 def test_nat_sample_objects() -> None:
     result, _ = convert_sample("nat-lvs.cf")
     assert [(m.kind, m.name) for m in result.manifests] == [
+        ("VIPPool", "nat-lvs-vips"),
         ("RealServerPool", "webserver-pool"),
         ("VirtualService", "webserver"),
         ("RealServerPool", "mail-pool"),
         ("VirtualService", "mail"),
         ("RealServerPool", "dns-pool"),
         ("VirtualService", "dns"),
-        ("VIPPool", "nat-lvs-vips"),
     ]
 
 
