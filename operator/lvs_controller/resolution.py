@@ -212,7 +212,7 @@ def resolve_members(
 _STATIC_MEMBERS: OrderedDict[tuple[int, bool], tuple[RealServerPoolSpec, list[ResolvedMember]]] = (
     OrderedDict()
 )
-STATIC_CACHE_SIZE = 1024
+STATIC_CACHE_SIZE = 256
 
 
 def static_members(pool: RealServerPoolSpec, ipv6: bool) -> list[ResolvedMember]:
