@@ -154,17 +154,21 @@ async def test_the_agent_reports_honest_counts_and_posts_health_events(
         async def posted() -> list[dict[str, Any]]:
             listed = await client.list(CORE_EVENT, namespace)
             found = [e for e in listed.items if e["involvedObject"].get("uid") == vs["metadata"]["uid"]]
-            return found if {e["reason"] for e in found} == {"MemberHealthy", "MemberUnhealthy"} else []
+            # one Event may name both members (changes of a service within 5 s go out together)
+            wanted = (("MemberUnhealthy", up_port), ("MemberHealthy", down_port))
+            flipped = {reason for reason, port in wanted for e in found
+                       if e["reason"] == reason and f"member {LOOPBACK}:{port} " in e["message"]}
+            return found if len(flipped) == 2 else []
 
         events = await until(posted, "MemberHealthy and MemberUnhealthy on the VirtualService")
         for event in events:
             assert (event["reportingComponent"], event["reportingInstance"]) == ("lvs-agent", NODE)
-        [down] = [e for e in events if e["reason"] == "MemberUnhealthy"]
-        assert f"{LOOPBACK}:{up_port}" in down["message"] and "last: ECONN" in down["message"]
-        assert down["type"] == "Warning" and down["involvedObject"]["name"] == "web"
-        [back] = [e for e in events if e["reason"] == "MemberHealthy"]
         # (a member's Events are at least 30 s apart: the flip's waits for its first verdict's, if posted)
-        assert f"{LOOPBACK}:{down_port}" in back["message"] and back["type"] == "Normal"
+        [down] = [e for e in events if e["reason"] == "MemberUnhealthy" and f":{up_port} " in e["message"]]
+        assert "last: ECONN" in down["message"], down["message"]
+        assert down["type"] == "Warning" and down["involvedObject"]["name"] == "web"
+        [back] = [e for e in events if e["reason"] == "MemberHealthy" and f":{down_port} " in e["message"]]
+        assert back["type"] == "Normal"
     finally:
         if not agent.done():
             if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # handler not installed yet
