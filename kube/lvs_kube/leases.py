@@ -256,5 +256,8 @@ class LeaderElector:
         spec["holderIdentity"] = ""
         spec["leaseDurationSeconds"] = 1
         lease["spec"] = spec
-        with contextlib.suppress(Conflict):
+        try:
             await self._client.replace(LEASE, lease)
+        except Conflict:
+            return  # changed meanwhile: it is no longer ours to give up
+        logger.info("released lease %s/%s", self.namespace, self.name)

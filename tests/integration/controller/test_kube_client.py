@@ -128,7 +128,10 @@ async def test_two_electors_one_leader_and_takeover(server: ServerThread) -> Non
             for name in ("one", "two")
         ]
         tasks = [asyncio.create_task(elector.run()) for elector in electors]
-        await asyncio.sleep(1.0)
+        async with asyncio.timeout(20):  # poll: a loaded machine may take longer than a retry period
+            while not any(elector.is_leader for elector in electors):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # a second leader would show within a couple of retry periods
         leaders = [elector for elector in electors if elector.is_leader]
         assert len(leaders) == 1
         leader = leaders[0]
