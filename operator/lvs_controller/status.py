@@ -208,7 +208,11 @@ def desired_status(
     if evaluation.conflict is not None:
         add("Conflict", True, evaluation.conflict.problem().reason, evaluation.conflict.problem().text())
     else:
-        add("Conflict", False, "NoConflict", "no other VirtualService claims these ports or firewall mark")
+        add(
+            "Conflict", False, "NoConflict",
+            "no other VirtualService claims these ports, firewall mark or addresses, nor another VIP group "
+            "for this VIP",
+        )
 
     # Programmed: every director that serves it programmed the accepted generation.
     relevant = [view for view in fold.views if view.report.reason != "NotSelected"]
