@@ -76,7 +76,23 @@ class DirectorFold:
         acquire time) says; without `since` (an older agent), the report written last comes first.
         """
         nodes = sorted(view.node for view in self.views if view.report.active)
-        return sorted(nodes, key=lambda node: self.freshness.get(node, (_EPOCH, _EPOCH)), reverse=True)
+        ordered = sorted(nodes, key=lambda node: self.freshness.get(node, (_EPOCH, _EPOCH)), reverse=True)
+        if len(ordered) < 2:
+            return ordered
+        # A claim superseded by a later activation (a newer `since`) whose director has kept writing its
+        # report for STALE_CLAIM since this one's last write is a dead director's last word (a crashed node,
+        # a removed agent), not a split brain: both sides of a real one keep writing. Judged between the
+        # reports, not against the clock, so folding stays pure.
+        words = {node: self.freshness.get(node, (_EPOCH, _EPOCH)) for node in ordered}
+
+        def superseded(node: str) -> bool:
+            since, heartbeat = words[node]
+            return any(
+                other_since > since and other_heartbeat - heartbeat > STALE_CLAIM
+                for other_since, other_heartbeat in words.values()
+            )
+
+        return [node for node in ordered if not superseded(node)]
 
     @property
     def active_since(self) -> str | None:
@@ -86,6 +102,8 @@ class DirectorFold:
 
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+# three of the agents' DirectorReport heartbeats (60 s): a report this much behind another is a dead one's
+STALE_CLAIM = datetime.timedelta(seconds=180)
 
 
 def _timestamp(value: Any) -> datetime.datetime:

@@ -249,3 +249,33 @@ def test_kstatus_follows_ready_rejection_and_progress() -> None:
     assert "spec.vip" in next(c["message"] for c in rejected["conditions"] if c["type"] == "Stalled")
     assert conditions(rejected)["Reconciling"][0] == "False"
     assert kstatus(rejected) == "Failed"
+
+
+def active_report(node: str, since: str, heartbeat: str) -> dict[str, Any]:
+    body = report(
+        node,
+        {"programmed": True, "acceptedGeneration": 3, "active": True, "healthyMembers": 2, "totalMembers": 2},
+        [{"name": "203.0.113.10", "vips": ["203.0.113.10"], "role": "Active", "failovers": 1,
+          "since": since}],
+    )
+    body["status"]["heartbeatTime"] = heartbeat
+    return body
+
+
+def test_a_dead_directors_stale_active_claim_is_not_a_split_brain() -> None:
+    dead = active_report("n1", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")
+    alive = active_report("n2", "2026-01-01T00:02:00Z", "2026-01-01T00:06:00Z")  # 5 min of heartbeats later
+    fold = fold_reports("shop/web", "203.0.113.10", "203.0.113.10", [dead, alive])
+    assert fold.active == ["n2"]
+    status = desired_status(evaluation(), fold, None)
+    assert status["activeDirector"] == "n2"
+    assert conditions(status)["Degraded"] == ("False", "AsExpected")
+
+
+def test_two_directors_both_writing_active_claims_are_a_split_brain() -> None:
+    one = active_report("n1", "2026-01-01T00:00:00Z", "2026-01-01T00:05:30Z")
+    two = active_report("n2", "2026-01-01T00:02:00Z", "2026-01-01T00:06:00Z")
+    fold = fold_reports("shop/web", "203.0.113.10", "203.0.113.10", [one, two])
+    assert fold.active == ["n2", "n1"]
+    status = desired_status(evaluation(), fold, None)
+    assert conditions(status)["Degraded"] == ("True", "MultipleActiveDirectors")
