@@ -8,7 +8,7 @@ Wiring in the agent (see :mod:`lvs_agent.health.engine` for the design)::
         prober,
         allow_exec=config.allow_exec,                             # Exec checks refused unless on
         on_change=lambda change: reconcile_loop.kick(),           # straight to the IPVS reconcile
-        event_hook=events.emit,                                   # HealthEvent -> Kubernetes Event
+        event_hook=event_writer.offer,                            # HealthEvent -> Event (HealthEventWriter)
         reporter=HealthReporter(reported.publish),                # batched, per-member rate limit
     )
     binding = HealthBinding(engine, group_of=vip_group_of)        # (lvs_agent.health.convert)
