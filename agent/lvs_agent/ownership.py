@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from lvs_api.ipvs import Family, Protocol, ServiceKey
 
@@ -32,6 +33,18 @@ def _decode(item: list[object]) -> ServiceKey:
     assert isinstance(family, int) and isinstance(protocol, int) and isinstance(address, str)
     assert isinstance(port, int) and isinstance(fwmark, int)
     return ServiceKey(Family(family), Protocol(protocol), address, port, fwmark)
+
+
+def write_json_atomically(path: Path, body: Any) -> None:
+    """Replace ``path`` with ``body`` as JSON, never leaving a torn file: a crash between two writes keeps
+    the old record or the new one (write a temporary file, fsync, rename over)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w") as handle:
+        json.dump(body, handle, separators=(",", ":"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 class OwnershipRecord:
@@ -57,14 +70,7 @@ class OwnershipRecord:
         new = frozenset(keys)
         if new == self._keys and self.path.exists():
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = {"format": _FORMAT, "services": sorted(_encode(key) for key in new)}
-        temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(body, handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        write_json_atomically(self.path, {"format": _FORMAT, "services": sorted(_encode(key) for key in new)})
         self._keys = new
         self.writes += 1
 

@@ -30,12 +30,12 @@ import errno
 import ipaddress
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from lvs_agent.netlink import DaemonState, IpvsError, SyncDaemon, SyncDaemonControl
+from lvs_agent.ownership import write_json_atomically
 
 logger = logging.getLogger("lvs_agent.syncd")
 
@@ -120,13 +120,7 @@ class SyncDaemonRecord:
                                    "group": recorded.group, "port": recorded.port, "ttl": recorded.ttl}
             for recorded in self._daemons.values()
         }}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(body, handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        write_json_atomically(self.path, body)
 
 
 class SyncDaemons(Protocol):
