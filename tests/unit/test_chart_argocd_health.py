@@ -1,42 +1,12 @@
-"""The Argo CD health check that docs/install.md tells users to paste into argocd-cm, run as Argo CD runs it:
-a Lua 5.1 chunk (Argo CD embeds gopher-lua, a Lua 5.1) with the object as the global ``obj``, returning
-``{status, message}``. The snippet is read from the document itself, so the doc cannot drift from this test.
-"""
+"""The Argo CD health check that docs/install.md tells users to paste into argocd-cm, run as Argo CD runs it
+(see argocd_lua): what it says for each state of a VirtualService."""
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lupa import lua51
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
-KEY = "resource.customizations.health.lvs.io_VirtualService: |"
-
-
-def health_script() -> str:
-    text = DOC.read_text()
-    start = text.index(KEY) + len(KEY)
-    end = text.index("```", start)
-    return textwrap.dedent(text[start:end]).strip("\n")
-
-
-def to_lua(runtime: Any, value: Any) -> Any:
-    """JSON-shaped Python data as Lua tables (lists 1-indexed), like Argo CD's object conversion."""
-    if isinstance(value, dict):
-        return runtime.table_from({key: to_lua(runtime, item) for key, item in value.items()})
-    if isinstance(value, list):
-        return runtime.table_from([to_lua(runtime, item) for item in value])
-    return value
-
-
-def assess(obj: dict[str, Any]) -> tuple[str, str]:
-    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-    runtime.globals().obj = to_lua(runtime, obj)
-    result = runtime.execute(health_script())
-    return str(result["status"]), str(result["message"])
+from argocd_lua import assess
 
 
 def virtual_service(

@@ -5,34 +5,9 @@ an older controller) may lack them; the script must still answer. Run under Lua 
 from __future__ import annotations
 
 import itertools
-import textwrap
-from pathlib import Path
-from typing import Any
 
 import pytest
-from lupa import lua51
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
-KEY = "resource.customizations.health.lvs.io_VirtualService: |"
-
-
-def health(obj: dict[str, Any]) -> tuple[str, str]:
-    text = DOC.read_text()
-    start = text.index(KEY) + len(KEY)
-    script = textwrap.dedent(text[start : text.index("```", start)]).strip("\n")
-    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-
-    def to_lua(value: Any) -> Any:
-        if isinstance(value, dict):
-            return runtime.table_from({key: to_lua(item) for key, item in value.items()})
-        if isinstance(value, list):
-            return runtime.table_from([to_lua(item) for item in value])
-        return value
-
-    runtime.globals().obj = to_lua(obj)
-    result = runtime.execute(script)
-    return str(result["status"]), str(result["message"])
-
+from argocd_lua import assess
 
 CASES = [
     ("Accepted", "False", "Degraded"),
@@ -57,4 +32,4 @@ def test_a_condition_without_reason_or_message_still_gets_a_verdict(
         "metadata": {"name": "web", "namespace": "shop", "generation": 4},
         "status": {"observedGeneration": 4, "conditions": [condition]},
     }
-    assert health(obj)[0] == verdict
+    assert assess(obj)[0] == verdict
