@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,14 +16,11 @@ from lvs_agent.failover.lease import KubeLeaseStore, LeaseConflictError, lease_n
 from lvs_agent.failover.machine import LeaseView
 from lvs_agent.report import KubeReportSink, ReportWriter
 from lvs_api.models import DirectorReportStatus
-from lvs_apiserver.testing import ServerThread
 from lvs_kube.client import KubeClient
-from lvs_kube.config import load_config
 from lvs_kube.resources import DIRECTOR_REPORT, LEASE, NAMESPACE, RESOLVED_SERVICE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-CRDS = Path(__file__).resolve().parents[3] / "crds"
 # How long to wait for something the server or the writer will do; generous, as CI may be loaded. A
 # passing test never waits this long: each wait ends as soon as its condition holds.
 DEADLINE = 30.0
@@ -38,17 +34,6 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
     except TimeoutError:
         raise AssertionError(f"not within {DEADLINE:.0f} s: {what}") from None
 
-
-@pytest.fixture
-async def client(
-    apiserver: ServerThread, install_crds: Callable[..., list[str]]
-) -> AsyncIterator[KubeClient]:
-    install_crds(CRDS)
-    kube = KubeClient(load_config(str(apiserver.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.close()
 
 
 async def fresh_namespace(client: KubeClient) -> str:

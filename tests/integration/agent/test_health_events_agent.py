@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from lvs_kube.resources import CORE_EVENT, DIRECTOR_REPORT, VIRTUAL_SERVICE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CRDS = Path(__file__).resolve().parents[3] / "crds"
 LOOPBACK = "127.0.0.1"
 VIP = "203.0.113.41"
 NODE = "director-events"
@@ -63,17 +62,6 @@ class MemoryVips:
     def close(self) -> None:
         return None
 
-
-@pytest.fixture
-async def client(
-    apiserver: ServerThread, install_crds: Callable[..., list[str]]
-) -> AsyncIterator[KubeClient]:
-    install_crds(CRDS)
-    kube = KubeClient(load_kube_config(str(apiserver.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.close()
 
 
 async def until(condition: Callable[[], Awaitable[Any]], what: str, timeout: float = 90.0) -> Any:

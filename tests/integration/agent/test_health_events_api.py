@@ -10,35 +10,20 @@ import json
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from lvs_agent.events import HealthEventWriter, KubeEventSink, engine_member_state
 from lvs_agent.health import CheckSpec, HealthEngine, NetworkProber, TcpProbe, Timing
 from lvs_api.models import ResolvedService
-from lvs_apiserver.testing import ServerThread
 from lvs_kube.client import KubeClient
-from lvs_kube.config import load_config
 from lvs_kube.resources import CORE_EVENT, VIRTUAL_SERVICE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CRDS = Path(__file__).resolve().parents[3] / "crds"
 CHECK = CheckSpec(TcpProbe(), Timing(interval=0.2, timeout=0.5, rise=1, fall=1, jitter=0.0))
 
-
-@pytest.fixture
-async def client(
-    apiserver: ServerThread, install_crds: Callable[..., list[str]]
-) -> AsyncIterator[KubeClient]:
-    install_crds(CRDS)
-    kube = KubeClient(load_config(str(apiserver.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.close()
 
 
 def virtual_service(namespace: str, name: str, vip: str) -> dict[str, Any]:

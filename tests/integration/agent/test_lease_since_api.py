@@ -5,32 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 from lvs_agent.failover.lease import ACTIVATIONS_ANNOTATION, KubeLeaseStore, lease_name
-from lvs_apiserver.testing import ServerThread
 from lvs_kube.client import KubeClient
-from lvs_kube.config import load_config
 from lvs_kube.resources import LEASE, NAMESPACE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-CRDS = Path(__file__).resolve().parents[3] / "crds"
 GROUP = "203.0.113.10"
 
-
-@pytest.fixture
-async def client(
-    apiserver: ServerThread, install_crds: Callable[..., list[str]]
-) -> AsyncIterator[KubeClient]:
-    install_crds(CRDS)
-    kube = KubeClient(load_config(str(apiserver.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.close()
 
 
 async def test_acquire_time_and_activation_counts_in_the_lease(client: KubeClient) -> None:
